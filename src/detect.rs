@@ -1,0 +1,510 @@
+//! Face detection with SCRFD (Guo et al., "Sample and Computation Redistribution for Efficient
+//! Face Detection", 2021): boxes, 5 landmarks and a detection score per face.
+//!
+//! Pre- and post-processing follow insightface `python-package/insightface/model_zoo/scrfd.py`,
+//! the reference implementation of the default model `scrfd_500m_bnkps.onnx`:
+//! - the image is resized, keeping its aspect ratio, to fit an `input_size`×`input_size` square
+//!   (bilinear, OpenCV `INTER_LINEAR` sampling), placed at the top-left and padded with black;
+//!   the scale back to image pixels is `new_height / height` for both axes, as in insightface;
+//! - pixels are RGB, normalized as `(x − 127.5) / 128`, NCHW;
+//! - for each stride (8, 16, 32) the model gives per anchor a score, 4 distances (left, top,
+//!   right, bottom, in units of the stride) and 5 landmark offsets; anchor centres are the grid
+//!   points `(x·stride, y·stride)`, 2 anchors per cell for this model;
+//! - candidates with score ≥ `score_threshold` (default 0.5, insightface's default) go through
+//!   greedy NMS at IoU 0.4 (insightface's `nms_thresh`, areas with the `+1` pixel convention).
+//!
+//! Faces that fill the whole frame are larger than the biggest anchors at 640 input, so by
+//! default a second pass runs at a small input size ([`DetectorParams::full_frame_input_size`]);
+//! its detections are added only where they do not overlap a first-pass face.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use image::RgbImage;
+use ndarray::Array4;
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::models::{ModelError, Role};
+use crate::runtime::{self, RuntimeOptions};
+
+/// One detected face. All coordinates are pixels in the oriented image, x right, y down.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// Box `[x1, y1, x2, y2]`, pixels; may extend past the image edges for cut-off faces.
+    pub bbox: [f32; 4],
+    /// 5 landmarks `[x, y]`: left eye, right eye, nose tip, left mouth corner, right mouth corner
+    /// ("left" = smaller x in the image, i.e. the subject's right).
+    pub landmarks: [[f32; 2]; 5],
+    /// Detection score in [0, 1].
+    pub score: f32,
+}
+
+impl Detection {
+    /// Box width, pixels.
+    pub fn width(&self) -> f32 {
+        self.bbox[2] - self.bbox[0]
+    }
+    /// Box height, pixels.
+    pub fn height(&self) -> f32 {
+        self.bbox[3] - self.bbox[1]
+    }
+    /// Face size: the shorter side of the box, pixels.
+    pub fn size(&self) -> f32 {
+        self.width().min(self.height())
+    }
+    /// Box area, square pixels.
+    pub fn area(&self) -> f32 {
+        self.width().max(0.0) * self.height().max(0.0)
+    }
+}
+
+/// Detector parameters. Defaults are insightface's for SCRFD (`det_size` 640, `det_thresh` 0.5,
+/// `nms_thresh` 0.4) plus the full-frame pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorParams {
+    /// Side of the square network input, pixels; a multiple of 32 in [32, 4096]. Default 640.
+    /// Larger finds smaller faces in large photos, at quadratic cost.
+    pub input_size: u32,
+    /// Minimum detection score in [0, 1]. Default 0.5.
+    pub score_threshold: f32,
+    /// IoU above which the lower-scoring of two boxes is suppressed, in (0, 1]. Default 0.4.
+    pub nms_iou: f32,
+    /// Input side of the second pass that finds faces filling the frame (a multiple of 32), or
+    /// `None` to skip it. Default `Some(160)`: a full-frame face becomes ~160 px, well inside the
+    /// anchor range (16–512 px at strides 8–32).
+    pub full_frame_input_size: Option<u32>,
+    /// Keep at most this many faces, largest first; 0 = all. Default 0.
+    pub max_faces: usize,
+}
+
+impl Default for DetectorParams {
+    fn default() -> Self {
+        DetectorParams {
+            input_size: 640,
+            score_threshold: 0.5,
+            nms_iou: 0.4,
+            full_frame_input_size: Some(160),
+            max_faces: 0,
+        }
+    }
+}
+
+impl DetectorParams {
+    /// Checks every field against its documented range.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let size_ok = |s: u32| (32..=4096).contains(&s) && s % 32 == 0;
+        if !size_ok(self.input_size) {
+            return Err(Error::InvalidParameter {
+                name: "input_size",
+                message: format!("{} is not a multiple of 32 in [32, 4096]", self.input_size),
+            });
+        }
+        if let Some(s) = self.full_frame_input_size {
+            if !size_ok(s) {
+                return Err(Error::InvalidParameter {
+                    name: "full_frame_input_size",
+                    message: format!("{s} is not a multiple of 32 in [32, 4096]"),
+                });
+            }
+        }
+        if !(0.0..=1.0).contains(&self.score_threshold) {
+            return Err(Error::InvalidParameter {
+                name: "score_threshold",
+                message: format!("{} is outside [0, 1]", self.score_threshold),
+            });
+        }
+        if !(self.nms_iou > 0.0 && self.nms_iou <= 1.0) {
+            return Err(Error::InvalidParameter { name: "nms_iou", message: format!("{} is outside (0, 1]", self.nms_iou) });
+        }
+        Ok(())
+    }
+}
+
+/// Which model outputs hold what, for one stride level.
+#[derive(Debug, Clone)]
+struct Level {
+    stride: usize,
+    scores: usize,
+    boxes: usize,
+    kps: Option<usize>,
+}
+
+/// An SCRFD-style detector: an ONNX model with, per stride level, a score, a box-distance and
+/// (optionally) a landmark-offset output. Thread-safe; one inference at a time per instance.
+pub struct ScrfdDetector {
+    session: Mutex<Session>,
+    input_name: String,
+    levels: Vec<Level>,
+    path: PathBuf,
+    sha256: String,
+}
+
+impl std::fmt::Debug for ScrfdDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrfdDetector").field("path", &self.path).field("levels", &self.levels).finish()
+    }
+}
+
+fn incompatible(path: &Path, detail: String) -> Error {
+    Error::Model(ModelError::Incompatible { role: Role::Detector.to_string(), path: path.to_path_buf(), detail })
+}
+
+impl ScrfdDetector {
+    /// Loads an SCRFD-style detector. The file is verified first ([`crate::models::verify_file`]:
+    /// the default pack's file must match its pinned SHA-256). ONNX Runtime must have been
+    /// initialised with [`runtime::init`].
+    ///
+    /// # Errors
+    /// [`Error::Model`]: missing or altered file, ONNX Runtime failure, or outputs that are not
+    /// SCRFD's (6 or 9 outputs of shape `[K, 1|4|10]` or `[1, K, 1|4|10]`).
+    pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
+        let sha256 = crate::models::verify_file(path, Role::Detector)?;
+        let session = runtime::session(path, opts)?;
+        if session.inputs().len() != 1 {
+            return Err(incompatible(path, format!("expected 1 input, found {}", session.inputs().len())));
+        }
+        let input_name = session.inputs()[0].name().to_string();
+        // Group outputs by their last dimension: 1 = scores, 4 = box distances, 10 = landmarks.
+        let mut groups: [Vec<(usize, i64)>; 3] = Default::default();
+        for (i, o) in session.outputs().iter().enumerate() {
+            let shape = o
+                .dtype()
+                .tensor_shape()
+                .ok_or_else(|| incompatible(path, format!("output {} is not a tensor", o.name())))?;
+            let dims: Vec<i64> = shape.iter().copied().collect();
+            let last = *dims.last().unwrap_or(&0);
+            let k = if dims.len() >= 2 { dims[dims.len() - 2] } else { -1 };
+            match last {
+                1 => groups[0].push((i, k)),
+                4 => groups[1].push((i, k)),
+                10 => groups[2].push((i, k)),
+                _ => return Err(incompatible(path, format!("output {} has shape {dims:?}; expected last dim 1, 4 or 10", o.name()))),
+            }
+        }
+        let n = groups[0].len();
+        if n == 0 || groups[1].len() != n || !(groups[2].is_empty() || groups[2].len() == n) {
+            return Err(incompatible(
+                path,
+                format!("expected equal numbers of score/box/landmark outputs, found {}/{}/{}", n, groups[1].len(), groups[2].len()),
+            ));
+        }
+        // Within a group, outputs come in stride order (insightface relies on the same order).
+        let levels = (0..n)
+            .map(|l| Level {
+                stride: 8 << l,
+                scores: groups[0][l].0,
+                boxes: groups[1][l].0,
+                kps: groups[2].get(l).map(|g| g.0),
+            })
+            .collect();
+        Ok(ScrfdDetector { session: Mutex::new(session), input_name, levels, path: path.to_path_buf(), sha256 })
+    }
+
+    /// SHA-256 of the model file, lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the model predicts landmarks (required for alignment).
+    pub fn has_landmarks(&self) -> bool {
+        self.levels.iter().all(|l| l.kps.is_some())
+    }
+
+    /// Detects faces in `img`, sorted by score, highest first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for parameters outside their ranges, [`Error::Inference`] when
+    /// ONNX Runtime fails.
+    pub fn detect(&self, img: &RgbImage, params: &DetectorParams) -> Result<Vec<Detection>> {
+        params.validate()?;
+        if img.width() == 0 || img.height() == 0 {
+            return Ok(Vec::new());
+        }
+        let mut dets = self.detect_at(img, params.input_size, params)?;
+        if let Some(small) = params.full_frame_input_size.filter(|&s| s < params.input_size) {
+            let extra = self.detect_at(img, small, params)?;
+            for e in extra {
+                if dets.iter().all(|d| iou(&d.bbox, &e.bbox) < params.nms_iou) {
+                    dets.push(e);
+                }
+            }
+            dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+        }
+        if params.max_faces > 0 && dets.len() > params.max_faces {
+            dets.sort_by(|a, b| b.area().total_cmp(&a.area()));
+            dets.truncate(params.max_faces);
+            dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+        }
+        Ok(dets)
+    }
+
+    /// One pass at a square input of side `size`.
+    fn detect_at(&self, img: &RgbImage, size: u32, params: &DetectorParams) -> Result<Vec<Detection>> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let side = size as usize;
+        // Letterbox as insightface: fit the longer side, truncate the other, scale = new_h / h.
+        let (new_w, new_h) = if h as f64 / w as f64 > 1.0 {
+            let nh = side;
+            (((nh as f64) / (h as f64 / w as f64)) as usize, nh)
+        } else {
+            let nw = side;
+            (nw, ((nw as f64) * (h as f64 / w as f64)) as usize)
+        };
+        let (new_w, new_h) = (new_w.max(1), new_h.max(1));
+        let det_scale = new_h as f32 / h as f32;
+        let resized = resize_bilinear(img, new_w as u32, new_h as u32);
+        let mut input = Array4::<f32>::from_elem((1, 3, side, side), (0.0 - 127.5) / 128.0);
+        {
+            let raw = resized.as_raw();
+            let plane = side * side;
+            let buf = input.as_slice_mut().expect("standard layout");
+            for y in 0..new_h {
+                for x in 0..new_w {
+                    let i = (y * new_w + x) * 3;
+                    let o = y * side + x;
+                    buf[o] = (raw[i] as f32 - 127.5) / 128.0;
+                    buf[plane + o] = (raw[i + 1] as f32 - 127.5) / 128.0;
+                    buf[2 * plane + o] = (raw[i + 2] as f32 - 127.5) / 128.0;
+                }
+            }
+        }
+        let infer_err = |e: ort::Error| Error::Inference { model: self.path.display().to_string(), message: e.to_string() };
+        let tensor = TensorRef::from_array_view(&input).map_err(infer_err)?;
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let outputs = session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(infer_err)?;
+
+        let mut cands: Vec<Detection> = Vec::new();
+        for level in &self.levels {
+            let stride = level.stride;
+            let (gh, gw) = (side / stride, side / stride);
+            let cells = gh * gw;
+            let (_, scores) = outputs[level.scores].try_extract_tensor::<f32>().map_err(infer_err)?;
+            let (_, boxes) = outputs[level.boxes].try_extract_tensor::<f32>().map_err(infer_err)?;
+            let kps = match level.kps {
+                Some(k) => Some(outputs[k].try_extract_tensor::<f32>().map_err(infer_err)?.1),
+                None => None,
+            };
+            if cells == 0 || scores.len() % cells != 0 || boxes.len() != scores.len() * 4 {
+                return Err(Error::Inference {
+                    model: self.path.display().to_string(),
+                    message: format!("stride {stride}: {} scores and {} box values for a {gw}×{gh} grid", scores.len(), boxes.len()),
+                });
+            }
+            let anchors = scores.len() / cells;
+            let s = stride as f32;
+            for (i, &score) in scores.iter().enumerate() {
+                if score < params.score_threshold || !score.is_finite() {
+                    continue;
+                }
+                let cell = i / anchors;
+                let (cx, cy) = ((cell % gw) as f32 * s, (cell / gw) as f32 * s);
+                let b = &boxes[i * 4..i * 4 + 4];
+                let bbox = [
+                    (cx - b[0] * s) / det_scale,
+                    (cy - b[1] * s) / det_scale,
+                    (cx + b[2] * s) / det_scale,
+                    (cy + b[3] * s) / det_scale,
+                ];
+                let mut landmarks = [[0f32; 2]; 5];
+                match kps {
+                    Some(k) if k.len() >= (i + 1) * 10 => {
+                        for (j, lm) in landmarks.iter_mut().enumerate() {
+                            lm[0] = (cx + k[i * 10 + 2 * j] * s) / det_scale;
+                            lm[1] = (cy + k[i * 10 + 2 * j + 1] * s) / det_scale;
+                        }
+                    }
+                    _ => {}
+                }
+                if bbox.iter().chain(landmarks.iter().flatten()).all(|v| v.is_finite()) {
+                    cands.push(Detection { bbox, landmarks, score });
+                }
+            }
+        }
+        drop(outputs);
+        drop(session);
+        Ok(nms(cands, params.nms_iou))
+    }
+}
+
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes with insightface's `+1` pixel
+/// convention (a box from x1 to x2 covers `x2 − x1 + 1` pixels). In [0, 1].
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let area = |r: &[f32; 4]| (r[2] - r[0] + 1.0).max(0.0) * (r[3] - r[1] + 1.0).max(0.0);
+    let iw = (a[2].min(b[2]) - a[0].max(b[0]) + 1.0).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1]) + 1.0).max(0.0);
+    let inter = iw * ih;
+    let union = area(a) + area(b) - inter;
+    if union <= 0.0 {
+        0.0
+    } else {
+        inter / union
+    }
+}
+
+/// Greedy non-maximum suppression: highest score first, dropping boxes whose [`iou`] with a kept
+/// one is above `threshold`. Output is sorted by score, highest first.
+pub fn nms(mut dets: Vec<Detection>, threshold: f32) -> Vec<Detection> {
+    dets.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut keep: Vec<Detection> = Vec::with_capacity(dets.len().min(64));
+    for d in dets {
+        if keep.iter().all(|k| iou(&k.bbox, &d.bbox) <= threshold) {
+            keep.push(d);
+        }
+    }
+    keep
+}
+
+/// Resizes to `new_w`×`new_h` like OpenCV's `resize` with `INTER_LINEAR`: source coordinate
+/// `(dx + 0.5)·scale − 0.5`, clamped at the edges, no antialiasing; an exact 2× reduction in both
+/// axes averages 2×2 blocks, as OpenCV switches to `INTER_AREA` there.
+pub fn resize_bilinear(img: &RgbImage, new_w: u32, new_h: u32) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (nw, nh) = (new_w as usize, new_h as usize);
+    if nw == w && nh == h {
+        return img.clone();
+    }
+    let src = img.as_raw();
+    let mut out = vec![0u8; nw * nh * 3];
+    if w == nw * 2 && h == nh * 2 {
+        for y in 0..nh {
+            for x in 0..nw {
+                for c in 0..3 {
+                    let p = |xx: usize, yy: usize| src[(yy * w + xx) * 3 + c] as u32;
+                    let s = p(2 * x, 2 * y) + p(2 * x + 1, 2 * y) + p(2 * x, 2 * y + 1) + p(2 * x + 1, 2 * y + 1);
+                    out[(y * nw + x) * 3 + c] = ((s + 2) / 4) as u8;
+                }
+            }
+        }
+        return RgbImage::from_raw(new_w, new_h, out).expect("sized above");
+    }
+    let axis = |n_out: usize, n_in: usize| -> Vec<(usize, usize, f32)> {
+        let scale = n_in as f64 / n_out as f64;
+        (0..n_out)
+            .map(|d| {
+                let f = (d as f64 + 0.5) * scale - 0.5;
+                let mut i = f.floor() as i64;
+                let mut t = (f - i as f64) as f32;
+                if i < 0 {
+                    i = 0;
+                    t = 0.0;
+                }
+                if i as usize >= n_in - 1 {
+                    i = n_in as i64 - 1;
+                    t = 0.0;
+                }
+                let i = i as usize;
+                (i, (i + 1).min(n_in - 1), t)
+            })
+            .collect()
+    };
+    let xs = axis(nw, w);
+    let ys = axis(nh, h);
+    // Horizontal pass per needed source row, then vertical blend.
+    let mut row0 = vec![0f32; nw * 3];
+    let mut row1 = vec![0f32; nw * 3];
+    let hpass = |y: usize, row: &mut [f32]| {
+        let base = y * w * 3;
+        for (x, &(x0, x1, t)) in xs.iter().enumerate() {
+            for c in 0..3 {
+                let a = src[base + x0 * 3 + c] as f32;
+                let b = src[base + x1 * 3 + c] as f32;
+                row[x * 3 + c] = a + (b - a) * t;
+            }
+        }
+    };
+    let mut cached: (usize, usize) = (usize::MAX, usize::MAX);
+    for (y, &(y0, y1, t)) in ys.iter().enumerate() {
+        if cached != (y0, y1) {
+            if cached.1 == y0 {
+                std::mem::swap(&mut row0, &mut row1);
+                hpass(y1, &mut row1);
+            } else {
+                hpass(y0, &mut row0);
+                hpass(y1, &mut row1);
+            }
+            cached = (y0, y1);
+        }
+        let o = &mut out[y * nw * 3..(y + 1) * nw * 3];
+        for i in 0..nw * 3 {
+            o[i] = (row0[i] + (row1[i] - row0[i]) * t).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    RgbImage::from_raw(new_w, new_h, out).expect("sized above")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(b: [f32; 4], score: f32) -> Detection {
+        Detection { bbox: b, landmarks: [[0.0; 2]; 5], score }
+    }
+
+    #[test]
+    fn iou_hand_computed() {
+        // 10×10 px boxes (+1 convention: x 0..9) overlapping by 5 columns: 50 / (100+100-50).
+        let a = [0.0, 0.0, 9.0, 9.0];
+        let b = [5.0, 0.0, 14.0, 9.0];
+        assert!((iou(&a, &b) - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(iou(&a, &[20.0, 20.0, 29.0, 29.0]), 0.0);
+        assert!((iou(&a, &a) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nms_keeps_best_of_overlapping_and_separate_boxes() {
+        let dets = vec![
+            det([0.0, 0.0, 9.0, 9.0], 0.8),
+            det([1.0, 0.0, 10.0, 9.0], 0.9),
+            det([50.0, 50.0, 59.0, 59.0], 0.6),
+        ];
+        let kept = nms(dets, 0.4);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].score, 0.9);
+        assert_eq!(kept[1].score, 0.6);
+    }
+
+    #[test]
+    fn resize_matches_opencv_sampling() {
+        // 4×1 ramp 0,100,200,250 resized to 2×1: OpenCV samples at x = 0.5 and 2.5 → 50, 225.
+        let img = RgbImage::from_fn(4, 1, |x, _| {
+            let v = [0u8, 100, 200, 250][x as usize];
+            image::Rgb([v, v, v])
+        });
+        let r = resize_bilinear(&img, 3, 1);
+        // scale 4/3: x = (0.5)(4/3)-0.5 = 0.1667 → 16.7; (1.5)(4/3)-0.5=1.5 → 150; 2.8333 → 241.67
+        assert_eq!(r.get_pixel(0, 0).0[0], 17);
+        assert_eq!(r.get_pixel(1, 0).0[0], 150);
+        assert_eq!(r.get_pixel(2, 0).0[0], 242);
+        // Exact halving averages pairs (INTER_AREA): (0+100)/2, (200+250)/2.
+        let img2 = RgbImage::from_fn(4, 2, |x, _| {
+            let v = [0u8, 100, 200, 250][x as usize];
+            image::Rgb([v, v, v])
+        });
+        let r2 = resize_bilinear(&img2, 2, 1);
+        assert_eq!(r2.get_pixel(0, 0).0[0], 50);
+        assert_eq!(r2.get_pixel(1, 0).0[0], 225);
+        // Upscaling clamps at the edges: first and last output equal the edge pixels.
+        let up = resize_bilinear(&img, 8, 1);
+        assert_eq!(up.get_pixel(0, 0).0[0], 0);
+        assert_eq!(up.get_pixel(7, 0).0[0], 250);
+    }
+
+    #[test]
+    fn params_are_validated() {
+        assert!(DetectorParams::default().validate().is_ok());
+        assert!(DetectorParams { input_size: 630, ..Default::default() }.validate().is_err());
+        assert!(DetectorParams { score_threshold: 1.5, ..Default::default() }.validate().is_err());
+        assert!(DetectorParams { nms_iou: 0.0, ..Default::default() }.validate().is_err());
+    }
+}

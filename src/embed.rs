@@ -1,0 +1,212 @@
+//! Embedding: an ArcFace-style recogniser turns aligned 112×112 crops into L2-normalized vectors.
+//!
+//! Preprocessing follows insightface `python-package/insightface/model_zoo/arcface_onnx.py`, the
+//! reference for the default model `w600k_mbf.onnx` (ArcFace loss, Deng et al., CVPR 2019;
+//! MobileFaceNet trained on WebFace600K): RGB, `(x − 127.5) / 127.5`, NCHW; the raw output is
+//! then divided by its L2 norm. Faces are embedded in batches ([`ArcFaceRecognizer::embed`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use image::RgbImage;
+use ndarray::Array4;
+use ort::session::Session;
+use ort::value::TensorRef;
+use serde::{Deserialize, Serialize};
+
+use crate::align::ALIGNED_SIZE;
+use crate::error::{Error, Result};
+use crate::models::{ModelError, Role};
+use crate::runtime::{self, RuntimeOptions};
+
+/// Identifies the model that made an embedding: the model file's stem and the first 16 hex
+/// digits of its SHA-256, e.g. `w600k_mbf-9cc6e4a75f0e2bf0`. Embeddings with different ids are
+/// never compared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct ModelId(pub String);
+
+impl ModelId {
+    /// The id of the model file named `stem` with SHA-256 `sha256` (lowercase hex).
+    pub fn from_file(stem: &str, sha256: &str) -> Self {
+        ModelId(format!("{stem}-{}", &sha256[..sha256.len().min(16)]))
+    }
+}
+
+impl fmt::Display for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A face embedding: `[D]` f32 (D = 512 for the default model), L2-normalized (norm 1 ± 1e-5),
+/// tagged with the model that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Embedding {
+    /// The model that made it.
+    pub model: ModelId,
+    /// The unit vector.
+    pub vector: Vec<f32>,
+}
+
+/// Default number of faces per inference call. 32 is where the default recogniser's throughput
+/// levels off on a 2-core CPU (see BENCHMARKS.md).
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// An ArcFace-style recogniser: one input `[N, 3, 112, 112]`, one output `[N, D]`.
+/// Thread-safe; one inference at a time per instance.
+pub struct ArcFaceRecognizer {
+    session: Mutex<Session>,
+    input_name: String,
+    dim: usize,
+    fixed_batch: Option<usize>,
+    id: ModelId,
+    path: PathBuf,
+    batch_size: usize,
+}
+
+impl fmt::Debug for ArcFaceRecognizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArcFaceRecognizer").field("id", &self.id).field("dim", &self.dim).finish()
+    }
+}
+
+fn incompatible(path: &Path, detail: String) -> Error {
+    Error::Model(ModelError::Incompatible { role: Role::Recognizer.to_string(), path: path.to_path_buf(), detail })
+}
+
+impl ArcFaceRecognizer {
+    /// Loads a recogniser. The file is verified first (the default pack's file must match its
+    /// pinned SHA-256); its [`ModelId`] is derived from its SHA-256. ONNX Runtime must have been
+    /// initialised with [`runtime::init`].
+    ///
+    /// # Errors
+    /// [`Error::Model`]: missing or altered file, ONNX Runtime failure, or an input that is not
+    /// `[N, 3, 112, 112]` / an output that is not `[N, D]`.
+    pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
+        let sha256 = crate::models::verify_file(path, Role::Recognizer)?;
+        let session = runtime::session(path, opts)?;
+        if session.inputs().len() != 1 || session.outputs().is_empty() {
+            return Err(incompatible(path, "expected 1 input and at least 1 output".into()));
+        }
+        let input = &session.inputs()[0];
+        let in_dims: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect())
+            .ok_or_else(|| incompatible(path, "input is not a tensor".into()))?;
+        let size = ALIGNED_SIZE as i64;
+        if in_dims.len() != 4 || in_dims[1] != 3 || in_dims[2] != size || in_dims[3] != size {
+            return Err(incompatible(path, format!("input shape {in_dims:?}, expected [N, 3, 112, 112]")));
+        }
+        let out_dims: Vec<i64> = session.outputs()[0]
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect())
+            .ok_or_else(|| incompatible(path, "output is not a tensor".into()))?;
+        if out_dims.len() != 2 || out_dims[1] <= 0 {
+            return Err(incompatible(path, format!("output shape {out_dims:?}, expected [N, D]")));
+        }
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+        Ok(ArcFaceRecognizer {
+            input_name: input.name().to_string(),
+            dim: out_dims[1] as usize,
+            fixed_batch: (in_dims[0] > 0).then_some(in_dims[0] as usize),
+            id: ModelId::from_file(stem, &sha256),
+            path: path.to_path_buf(),
+            session: Mutex::new(session),
+            batch_size: DEFAULT_BATCH_SIZE,
+        })
+    }
+
+    /// Sets the number of faces per inference call (≥ 1; default [`DEFAULT_BATCH_SIZE`]).
+    /// Ignored for models with a fixed batch dimension.
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// The model id every embedding of this recogniser carries.
+    pub fn model_id(&self) -> &ModelId {
+        &self.id
+    }
+
+    /// Embedding dimension D.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Embeds aligned 112×112 RGB crops, in batches. Returns one embedding per crop, in order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a crop that is not 112×112; [`Error::Inference`] when ONNX
+    /// Runtime fails or returns a non-finite or zero vector.
+    pub fn embed(&self, crops: &[&RgbImage]) -> Result<Vec<Embedding>> {
+        let mut out = Vec::with_capacity(crops.len());
+        let batch = self.fixed_batch.unwrap_or(self.batch_size);
+        for chunk in crops.chunks(batch) {
+            let raw = self.run_raw(chunk, self.fixed_batch.unwrap_or(chunk.len()))?;
+            for (i, _) in chunk.iter().enumerate() {
+                let v = &raw[i * self.dim..(i + 1) * self.dim];
+                let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
+                if !(norm.is_finite() && norm > 0.0) {
+                    return Err(Error::Inference {
+                        model: self.id.to_string(),
+                        message: format!("output vector has norm {norm}"),
+                    });
+                }
+                out.push(Embedding { model: self.id.clone(), vector: v.iter().map(|x| (*x as f64 / norm) as f32).collect() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs the model on up to `n` crops (zero-padded to `n` for fixed-batch models) and returns
+    /// the raw, unnormalized outputs, `[n·D]` row-major. This is the model time measured by the
+    /// benchmark against raw ONNX Runtime.
+    pub fn run_raw(&self, crops: &[&RgbImage], n: usize) -> Result<Vec<f32>> {
+        let s = ALIGNED_SIZE as usize;
+        let plane = s * s;
+        let mut input = Array4::<f32>::zeros((n.max(crops.len()), 3, s, s));
+        {
+            let buf = input.as_slice_mut().expect("standard layout");
+            for (b, crop) in crops.iter().enumerate() {
+                if crop.width() != ALIGNED_SIZE || crop.height() != ALIGNED_SIZE {
+                    return Err(Error::InvalidParameter {
+                        name: "crop",
+                        message: format!("{}×{} crop, expected 112×112", crop.width(), crop.height()),
+                    });
+                }
+                let base = b * 3 * plane;
+                for (i, px) in crop.as_raw().chunks_exact(3).enumerate() {
+                    buf[base + i] = (px[0] as f32 - 127.5) / 127.5;
+                    buf[base + plane + i] = (px[1] as f32 - 127.5) / 127.5;
+                    buf[base + 2 * plane + i] = (px[2] as f32 - 127.5) / 127.5;
+                }
+            }
+        }
+        self.run_tensor(&input)
+    }
+
+    /// Runs the model on a prepared `[N, 3, 112, 112]` tensor and returns `[N·D]` raw outputs.
+    pub fn run_tensor(&self, input: &Array4<f32>) -> Result<Vec<f32>> {
+        let infer_err = |e: ort::Error| Error::Inference { model: self.id.to_string(), message: e.to_string() };
+        let tensor = TensorRef::from_array_view(input).map_err(infer_err)?;
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let outputs = session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(infer_err)?;
+        let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(infer_err)?;
+        if data.len() != input.shape()[0] * self.dim {
+            return Err(Error::Inference {
+                model: self.id.to_string(),
+                message: format!("{} output values for {} faces of dimension {}", data.len(), input.shape()[0], self.dim),
+            });
+        }
+        Ok(data.to_vec())
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,362 @@
+//! The pipeline: decoded image → detections → aligned crops → embeddings → decisions.
+//!
+//! [`FaceAnalyzer`] owns one detector and one recogniser session (created once, shared by
+//! reference, usable from several threads) and is the library API that the CLI calls.
+//!
+//! Face order: the faces of an image are numbered from 0 by box area, largest first. That is the
+//! index `--face-a N` / `--face-b N` and [`FaceSelection::Index`] refer to.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::align::{self, AlignedFace};
+use crate::compare::{self, Comparison, Threshold};
+use crate::detect::{Detection, DetectorParams, ScrfdDetector};
+use crate::embed::{ArcFaceRecognizer, Embedding, ModelId, DEFAULT_BATCH_SIZE};
+use crate::error::{Error, Result};
+use crate::imageio::{self, DecodeOptions, DecodedImage};
+use crate::models::{self, Role};
+use crate::runtime::{self, RuntimeOptions};
+
+/// Everything needed to build a [`FaceAnalyzer`]. Defaults: the default pack in the data
+/// directory, default detector parameters, batches of [`DEFAULT_BATCH_SIZE`] faces.
+#[derive(Debug, Clone)]
+pub struct AnalyzerConfig {
+    /// Data directory ([`models::data_dir`] resolves `None`).
+    pub data_dir: Option<PathBuf>,
+    /// Detector ONNX file; default `<data>/models/scrfd_500m_bnkps.onnx`.
+    pub detector: Option<PathBuf>,
+    /// Recogniser ONNX file; default `<data>/models/w600k_mbf.onnx`.
+    pub recognizer: Option<PathBuf>,
+    /// ONNX Runtime library and threads.
+    pub runtime: RuntimeOptions,
+    /// Detector parameters.
+    pub detector_params: DetectorParams,
+    /// Image decoding options.
+    pub decode: DecodeOptions,
+    /// Faces per recogniser call (≥ 1).
+    pub batch_size: usize,
+    /// Load the recogniser (false for detection-only use: faster start).
+    pub load_recognizer: bool,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            data_dir: None,
+            detector: None,
+            recognizer: None,
+            runtime: RuntimeOptions::default(),
+            detector_params: DetectorParams::default(),
+            decode: DecodeOptions::default(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            load_recognizer: true,
+        }
+    }
+}
+
+/// One face of an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Face {
+    /// 0-based index in the image, by box area, largest first.
+    pub index: usize,
+    /// Box, landmarks and score, pixels in the oriented image.
+    #[serde(flatten)]
+    pub detection: Detection,
+    /// Face size: the shorter side of the box, pixels.
+    pub size: f32,
+    /// The embedding, when requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Embedding>,
+}
+
+/// The result of analysing one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalyzedImage {
+    /// The file (or label) the image came from.
+    pub path: PathBuf,
+    /// Oriented image width, pixels.
+    pub width: u32,
+    /// Oriented image height, pixels.
+    pub height: u32,
+    /// EXIF orientation applied (1 = none).
+    pub orientation: u16,
+    /// Non-fatal problems (e.g. an invalid EXIF orientation ignored, a face that could not be aligned).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Faces, largest first.
+    pub faces: Vec<Face>,
+}
+
+/// Which face of a multi-face image a 1:1 comparison uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FaceSelection {
+    /// The face with the largest box (index 0). The default.
+    #[default]
+    Largest,
+    /// The face with this 0-based index (largest first).
+    Index(usize),
+}
+
+/// Which face of an image was used in a comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsedFace {
+    /// The image.
+    pub path: PathBuf,
+    /// Index of the face used (largest first).
+    pub face: usize,
+    /// How many faces the image has.
+    pub faces_in_image: usize,
+    /// Its box `[x1, y1, x2, y2]`, pixels.
+    pub bbox: [f32; 4],
+    /// Its detection score in [0, 1].
+    pub score: f32,
+}
+
+/// A 1:1 verification result: the comparison and which face of each image it used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Cosine similarity, distance, threshold and decision.
+    #[serde(flatten)]
+    pub comparison: Comparison,
+    /// Face used from the first image.
+    pub a: UsedFace,
+    /// Face used from the second image.
+    pub b: UsedFace,
+    /// Model that made both embeddings.
+    pub model: ModelId,
+}
+
+/// Detector + recogniser, loaded once. `Send + Sync`.
+#[derive(Debug)]
+pub struct FaceAnalyzer {
+    detector: ScrfdDetector,
+    recognizer: Option<ArcFaceRecognizer>,
+    config: AnalyzerConfig,
+}
+
+impl FaceAnalyzer {
+    /// Initialises ONNX Runtime (once per process) and loads the models, verifying the default
+    /// pack's files against their pinned SHA-256.
+    ///
+    /// # Errors
+    /// [`Error::Model`] naming the missing, altered or unusable file and the command that fixes it;
+    /// [`Error::InvalidParameter`] for bad detector parameters.
+    pub fn load(config: AnalyzerConfig) -> Result<Self> {
+        config.detector_params.validate()?;
+        let data = models::data_dir(config.data_dir.as_deref());
+        let det_path = config.detector.clone().unwrap_or_else(|| models::default_path(&data, Role::Detector));
+        let rec_path = config.recognizer.clone().unwrap_or_else(|| models::default_path(&data, Role::Recognizer));
+        // Check the model files before loading the runtime, so a missing pack is reported as such.
+        models::verify_file(&det_path, Role::Detector)?;
+        if config.load_recognizer {
+            models::verify_file(&rec_path, Role::Recognizer)?;
+        }
+        runtime::init(&data, &config.runtime)?;
+        let detector = ScrfdDetector::load(&det_path, &config.runtime)?;
+        if !detector.has_landmarks() {
+            return Err(Error::Model(models::ModelError::Incompatible {
+                role: Role::Detector.to_string(),
+                path: det_path,
+                detail: "the model predicts no landmarks; alignment needs 5".into(),
+            }));
+        }
+        let recognizer = if config.load_recognizer {
+            Some(ArcFaceRecognizer::load(&rec_path, &config.runtime)?.with_batch_size(config.batch_size))
+        } else {
+            None
+        };
+        Ok(FaceAnalyzer { detector, recognizer, config })
+    }
+
+    /// The configuration it was loaded with.
+    pub fn config(&self) -> &AnalyzerConfig {
+        &self.config
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &ScrfdDetector {
+        &self.detector
+    }
+
+    /// The recogniser, if loaded.
+    pub fn recognizer(&self) -> Option<&ArcFaceRecognizer> {
+        self.recognizer.as_ref()
+    }
+
+    fn recognizer_or_err(&self) -> Result<&ArcFaceRecognizer> {
+        self.recognizer.as_ref().ok_or(Error::InvalidParameter {
+            name: "load_recognizer",
+            message: "the analyzer was loaded without a recogniser".into(),
+        })
+    }
+
+    /// The model id of the recogniser's embeddings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when loaded without a recogniser.
+    pub fn model_id(&self) -> Result<&ModelId> {
+        Ok(self.recognizer_or_err()?.model_id())
+    }
+
+    /// The default threshold for the loaded recogniser.
+    ///
+    /// # Errors
+    /// [`Error::Compare`] ([`compare::CompareError::NoThreshold`]) for a model without one.
+    pub fn default_threshold(&self) -> Result<Threshold> {
+        let id = self.model_id()?;
+        compare::default_threshold(id).ok_or_else(|| compare::CompareError::NoThreshold { model: id.clone() }.into())
+    }
+
+    /// Detects faces, sorted by box area, largest first.
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when ONNX Runtime fails.
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let mut dets = self.detector.detect(img, &self.config.detector_params)?;
+        dets.sort_by(|a, b| b.area().total_cmp(&a.area()));
+        Ok(dets)
+    }
+
+    /// Aligns each detection to the 112×112 ArcFace template. `None` for degenerate landmarks.
+    pub fn align(&self, img: &RgbImage, dets: &[Detection]) -> Vec<Option<AlignedFace>> {
+        dets.iter().map(|d| align::align_face(img, &d.landmarks)).collect()
+    }
+
+    /// Detects, aligns and (if `embed`) embeds every face of a decoded image.
+    ///
+    /// # Errors
+    /// [`Error::Inference`]; [`Error::InvalidParameter`] when `embed` is asked of a detector-only analyzer.
+    pub fn analyze(&self, path: &Path, img: &DecodedImage, embed: bool) -> Result<AnalyzedImage> {
+        let dets = self.detect(&img.image)?;
+        let mut warnings = img.warnings.clone();
+        let mut faces: Vec<Face> = Vec::with_capacity(dets.len());
+        if embed {
+            let rec = self.recognizer_or_err()?;
+            let aligned = self.align(&img.image, &dets);
+            let mut kept = Vec::new();
+            let mut crops = Vec::new();
+            for (d, a) in dets.iter().zip(aligned.iter()) {
+                match a {
+                    Some(a) => {
+                        kept.push(*d);
+                        crops.push(&a.image);
+                    }
+                    None => warnings.push(format!("face at {:?}: degenerate landmarks, cannot align; skipped", d.bbox)),
+                }
+            }
+            let embs = rec.embed(&crops)?;
+            for (i, (d, e)) in kept.into_iter().zip(embs).enumerate() {
+                faces.push(Face { index: i, size: d.size(), detection: d, embedding: Some(e) });
+            }
+        } else {
+            for (i, d) in dets.into_iter().enumerate() {
+                faces.push(Face { index: i, size: d.size(), detection: d, embedding: None });
+            }
+        }
+        Ok(AnalyzedImage {
+            path: path.to_path_buf(),
+            width: img.image.width(),
+            height: img.image.height(),
+            orientation: img.orientation,
+            warnings,
+            faces,
+        })
+    }
+
+    /// Decodes the file at `path` and analyses it.
+    ///
+    /// # Errors
+    /// [`Error::Image`] naming the file when it cannot be read or decoded; as [`Self::analyze`].
+    pub fn analyze_file(&self, path: &Path, embed: bool) -> Result<AnalyzedImage> {
+        let img = self.decode_file(path)?;
+        self.analyze(path, &img, embed)
+    }
+
+    /// Decodes the file at `path` with the configured [`DecodeOptions`].
+    ///
+    /// # Errors
+    /// [`Error::Image`] naming the file.
+    pub fn decode_file(&self, path: &Path) -> Result<DecodedImage> {
+        imageio::open(path, &self.config.decode).map_err(|source| Error::Image { path: path.to_path_buf(), source })
+    }
+
+    /// Analyses many files, decoding the next image on a second thread while the current one is
+    /// in inference. Calls `on_result` once per path, in input order; a broken file gives an
+    /// `Err` for that path and the rest go on.
+    pub fn analyze_files<F>(&self, paths: &[PathBuf], embed: bool, mut on_result: F)
+    where
+        F: FnMut(&Path, Result<AnalyzedImage>),
+    {
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<DecodedImage>)>(2);
+        std::thread::scope(|scope| {
+            let decode = self.config.decode.clone();
+            scope.spawn(move || {
+                for (i, p) in paths.iter().enumerate() {
+                    let r = imageio::open(p, &decode).map_err(|source| Error::Image { path: p.clone(), source });
+                    if tx.send((i, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (i, decoded) in rx {
+                let path = &paths[i];
+                let r = decoded.and_then(|img| self.analyze(path, &img, embed));
+                on_result(path, r);
+            }
+        });
+    }
+
+    /// 1:1 verification of two analysed images (analysed with `embed = true`), using the faces
+    /// chosen by `sel_a` / `sel_b`, at `threshold`.
+    ///
+    /// # Errors
+    /// [`Error::NoFace`] naming the image without a face; [`Error::FaceIndex`] for an index past
+    /// the faces found; [`Error::Compare`] for embeddings of different models.
+    pub fn verify(
+        &self,
+        a: &AnalyzedImage,
+        b: &AnalyzedImage,
+        sel_a: FaceSelection,
+        sel_b: FaceSelection,
+        threshold: &Threshold,
+    ) -> Result<Verification> {
+        let (fa, ua) = self.pick(a, sel_a)?;
+        let (fb, ub) = self.pick(b, sel_b)?;
+        let (ea, eb) = match (&fa.embedding, &fb.embedding) {
+            (Some(ea), Some(eb)) => (ea, eb),
+            _ => {
+                return Err(Error::InvalidParameter { name: "embed", message: "verify needs images analysed with embeddings".into() })
+            }
+        };
+        let comparison = compare::compare(ea, eb, threshold)?;
+        Ok(Verification { comparison, a: ua, b: ub, model: ea.model.clone() })
+    }
+
+    fn pick<'a>(&self, img: &'a AnalyzedImage, sel: FaceSelection) -> Result<(&'a Face, UsedFace)> {
+        if img.faces.is_empty() {
+            return Err(Error::NoFace { path: img.path.clone(), score_threshold: self.config.detector_params.score_threshold });
+        }
+        let index = match sel {
+            FaceSelection::Largest => 0,
+            FaceSelection::Index(i) => i,
+        };
+        let face = img
+            .faces
+            .get(index)
+            .ok_or(Error::FaceIndex { path: img.path.clone(), index, count: img.faces.len() })?;
+        Ok((
+            face,
+            UsedFace {
+                path: img.path.clone(),
+                face: index,
+                faces_in_image: img.faces.len(),
+                bbox: face.detection.bbox,
+                score: face.detection.score,
+            },
+        ))
+    }
+}

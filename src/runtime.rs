@@ -1,0 +1,86 @@
+//! ONNX Runtime: loading the shared library once per process and creating sessions.
+//!
+//! faceprint links ONNX Runtime dynamically (`ort` with `load-dynamic`); the library file is the
+//! one `faceprint models install` extracts from the pinned `onnxruntime==1.31.1` wheel, or any
+//! ONNX Runtime ≥ 1.31 given by path ([`RuntimeOptions::library`] or `ORT_DYLIB_PATH`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use crate::models::{self, ModelError, Role};
+
+/// How sessions are created. Defaults: the installed library, intra-op threads = number of
+/// available cores, one inter-op thread, full graph optimization.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// The ONNX Runtime shared library. Default: `$ORT_DYLIB_PATH` if set, else
+    /// `<data>/runtime/libonnxruntime.so.1.31.1`.
+    pub library: Option<PathBuf>,
+    /// Threads used inside one operator (ONNX Runtime intra-op pool). `None` = available cores.
+    pub intra_threads: Option<usize>,
+}
+
+static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Loads ONNX Runtime from `opts.library` (or the default location under `data`) once per process.
+/// Later calls return the first call's outcome; the library cannot be switched within a process.
+///
+/// # Errors
+/// [`ModelError::Missing`] / [`ModelError::ChecksumMismatch`] for the default library file,
+/// [`ModelError::Runtime`] when it cannot be loaded (wrong version, not a library).
+pub fn init(data: &Path, opts: &RuntimeOptions) -> Result<(), ModelError> {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if ENV.get().is_none() {
+        let env = load(data, opts);
+        let _ = ENV.set(env);
+    }
+    match ENV.get().expect("set above") {
+        Ok(_) => Ok(()),
+        Err(detail) => Err(ModelError::Runtime { detail: detail.clone() }),
+    }
+}
+
+fn load(data: &Path, opts: &RuntimeOptions) -> Result<ort::environment::Environment, String> {
+    let path = match (&opts.library, std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty())) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => PathBuf::from(p),
+        (None, None) => {
+            let p = models::default_path(data, Role::Runtime);
+            models::verify_file(&p, Role::Runtime).map_err(|e| e.to_string())?;
+            p
+        }
+    };
+    if !path.is_file() {
+        return Err(format!("library {} does not exist; run `{}`", path.display(), models::INSTALL_HINT));
+    }
+    let builder = ort::init_from(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+    builder
+        .with_name("faceprint")
+        .build()
+        .map_err(|e| format!("cannot create environment from {}: {e}", path.display()))
+}
+
+/// Creates a session for the model file at `path` (already verified by the caller).
+///
+/// # Errors
+/// [`ModelError::Runtime`] when ONNX Runtime rejects the file (not ONNX, unsupported operators).
+pub fn session(path: &Path, opts: &RuntimeOptions) -> Result<Session, ModelError> {
+    let err = |e: ort::Error| ModelError::Runtime { detail: format!("{}: {e}", path.display()) };
+    let threads = opts
+        .intra_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let env = match ENV.get() {
+        Some(Ok(env)) => env,
+        Some(Err(detail)) => return Err(ModelError::Runtime { detail: detail.clone() }),
+        None => return Err(ModelError::Runtime { detail: "ONNX Runtime is not initialised (call runtime::init first)".into() }),
+    };
+    let builder = Session::builder(env).map_err(err)?;
+    let builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(|e| err(e.into()))?;
+    let builder = builder.with_intra_threads(threads).map_err(|e| err(e.into()))?;
+    let mut builder = builder.with_inter_threads(1).map_err(|e| err(e.into()))?;
+    builder.commit_from_file(path).map_err(err)
+}
