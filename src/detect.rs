@@ -365,9 +365,19 @@ pub fn nms(mut dets: Vec<Detection>, threshold: f32) -> Vec<Detection> {
     keep
 }
 
-/// Resizes to `new_w`×`new_h` like OpenCV's `resize` with `INTER_LINEAR`: source coordinate
-/// `(dx + 0.5)·scale − 0.5`, clamped at the edges, no antialiasing; an exact 2× reduction in both
-/// axes averages 2×2 blocks, as OpenCV switches to `INTER_AREA` there.
+/// Resizes to `new_w`×`new_h` exactly as OpenCV's `resize` with `INTER_LINEAR` does on 8-bit
+/// images (the fixed-point path of OpenCV 4/5 on x86-64, the one insightface's `cv2.resize` runs),
+/// so detections match the reference bit for bit on the same pixels:
+/// - per axis, the source coordinate is `f = f32((d + 0.5)·scale − 0.5)`, `s = ⌊f⌋`, weights
+///   `round((1 − t)·2048)` and `round(t·2048)` with `t = f − s` (round half to even);
+/// - on the x axis an index outside the image is clamped and its fraction set to 0; on the y axis
+///   only the row index is clamped;
+/// - rows are blended as `S = p₀·a₀ + p₁·a₁`, then columns as
+///   `((b₀·(S₀>>4))>>16) + ((b₁·(S₁>>4))>>16) + 2) >> 2`.
+///
+/// OpenCV switches to `INTER_AREA` for an exact 2× reduction; that gives the same bytes as this
+/// formula. Verified against `cv2.resize` on the golden photos by `tools/reference/spec_check.py`
+/// (0 differing pixels).
 pub fn resize_bilinear(img: &RgbImage, new_w: u32, new_h: u32) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (nw, nh) = (new_w as usize, new_h as usize);
@@ -375,56 +385,46 @@ pub fn resize_bilinear(img: &RgbImage, new_w: u32, new_h: u32) -> RgbImage {
         return img.clone();
     }
     let src = img.as_raw();
-    let mut out = vec![0u8; nw * nh * 3];
-    if w == nw * 2 && h == nh * 2 {
-        for y in 0..nh {
-            for x in 0..nw {
-                for c in 0..3 {
-                    let p = |xx: usize, yy: usize| src[(yy * w + xx) * 3 + c] as u32;
-                    let s = p(2 * x, 2 * y) + p(2 * x + 1, 2 * y) + p(2 * x, 2 * y + 1) + p(2 * x + 1, 2 * y + 1);
-                    out[(y * nw + x) * 3 + c] = ((s + 2) / 4) as u8;
-                }
-            }
-        }
-        return RgbImage::from_raw(new_w, new_h, out).expect("sized above");
-    }
-    let axis = |n_out: usize, n_in: usize| -> Vec<(usize, usize, f32)> {
-        let scale = n_in as f64 / n_out as f64;
-        (0..n_out)
+    // (s0, s1, a0, a1) per output index, as OpenCV computes them.
+    let coefs = |dn: usize, sn: usize, clamp_fraction: bool| -> Vec<(usize, usize, i32, i32)> {
+        let scale = 1.0 / (dn as f64 / sn as f64);
+        (0..dn)
             .map(|d| {
-                let f = (d as f64 + 0.5) * scale - 0.5;
-                let mut i = f.floor() as i64;
-                let mut t = (f - i as f64) as f32;
-                if i < 0 {
-                    i = 0;
-                    t = 0.0;
+                let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+                let mut s = f.floor() as i64;
+                let mut t = f - s as f32;
+                if clamp_fraction {
+                    if s < 0 {
+                        t = 0.0;
+                        s = 0;
+                    }
+                    if s >= sn as i64 - 1 {
+                        t = 0.0;
+                        s = sn as i64 - 1;
+                    }
                 }
-                if i as usize >= n_in - 1 {
-                    i = n_in as i64 - 1;
-                    t = 0.0;
-                }
-                let i = i as usize;
-                (i, (i + 1).min(n_in - 1), t)
+                let a1 = (t * 2048.0).round_ties_even() as i32;
+                let a0 = ((1.0 - t) * 2048.0).round_ties_even() as i32;
+                let last = sn as i64 - 1;
+                ((s.clamp(0, last)) as usize, ((s + 1).clamp(0, last)) as usize, a0, a1)
             })
             .collect()
     };
-    let xs = axis(nw, w);
-    let ys = axis(nh, h);
-    // Horizontal pass per needed source row, then vertical blend.
-    let mut row0 = vec![0f32; nw * 3];
-    let mut row1 = vec![0f32; nw * 3];
-    let hpass = |y: usize, row: &mut [f32]| {
+    let xs = coefs(nw, w, true);
+    let ys = coefs(nh, h, false);
+    let mut out = vec![0u8; nw * nh * 3];
+    let mut row0 = vec![0i32; nw * 3];
+    let mut row1 = vec![0i32; nw * 3];
+    let hpass = |y: usize, row: &mut [i32]| {
         let base = y * w * 3;
-        for (x, &(x0, x1, t)) in xs.iter().enumerate() {
+        for (x, &(x0, x1, a0, a1)) in xs.iter().enumerate() {
             for c in 0..3 {
-                let a = src[base + x0 * 3 + c] as f32;
-                let b = src[base + x1 * 3 + c] as f32;
-                row[x * 3 + c] = a + (b - a) * t;
+                row[x * 3 + c] = src[base + x0 * 3 + c] as i32 * a0 + src[base + x1 * 3 + c] as i32 * a1;
             }
         }
     };
     let mut cached: (usize, usize) = (usize::MAX, usize::MAX);
-    for (y, &(y0, y1, t)) in ys.iter().enumerate() {
+    for (y, &(y0, y1, b0, b1)) in ys.iter().enumerate() {
         if cached != (y0, y1) {
             if cached.1 == y0 {
                 std::mem::swap(&mut row0, &mut row1);
@@ -437,7 +437,8 @@ pub fn resize_bilinear(img: &RgbImage, new_w: u32, new_h: u32) -> RgbImage {
         }
         let o = &mut out[y * nw * 3..(y + 1) * nw * 3];
         for i in 0..nw * 3 {
-            o[i] = (row0[i] + (row1[i] - row0[i]) * t).round().clamp(0.0, 255.0) as u8;
+            let v = (((b0 as i64 * (row0[i] >> 4) as i64) >> 16) + ((b1 as i64 * (row1[i] >> 4) as i64) >> 16) + 2) >> 2;
+            o[i] = v.clamp(0, 255) as u8;
         }
     }
     RgbImage::from_raw(new_w, new_h, out).expect("sized above")
@@ -475,29 +476,35 @@ mod tests {
     }
 
     #[test]
-    fn resize_matches_opencv_sampling() {
-        // 4×1 ramp 0,100,200,250 resized to 2×1: OpenCV samples at x = 0.5 and 2.5 → 50, 225.
-        let img = RgbImage::from_fn(4, 1, |x, _| {
+    fn resize_matches_opencv_bytes() {
+        // Expected bytes from cv2.resize (opencv-python-headless 5.0.0.93, INTER_LINEAR) on the
+        // same inputs; see tools/reference/.
+        let ramp = RgbImage::from_fn(4, 1, |x, _| {
             let v = [0u8, 100, 200, 250][x as usize];
             image::Rgb([v, v, v])
         });
-        let r = resize_bilinear(&img, 3, 1);
-        // scale 4/3: x = (0.5)(4/3)-0.5 = 0.1667 → 16.7; (1.5)(4/3)-0.5=1.5 → 150; 2.8333 → 241.67
-        assert_eq!(r.get_pixel(0, 0).0[0], 17);
-        assert_eq!(r.get_pixel(1, 0).0[0], 150);
-        assert_eq!(r.get_pixel(2, 0).0[0], 242);
-        // Exact halving averages pairs (INTER_AREA): (0+100)/2, (200+250)/2.
-        let img2 = RgbImage::from_fn(4, 2, |x, _| {
-            let v = [0u8, 100, 200, 250][x as usize];
-            image::Rgb([v, v, v])
-        });
-        let r2 = resize_bilinear(&img2, 2, 1);
-        assert_eq!(r2.get_pixel(0, 0).0[0], 50);
-        assert_eq!(r2.get_pixel(1, 0).0[0], 225);
-        // Upscaling clamps at the edges: first and last output equal the edge pixels.
-        let up = resize_bilinear(&img, 8, 1);
-        assert_eq!(up.get_pixel(0, 0).0[0], 0);
-        assert_eq!(up.get_pixel(7, 0).0[0], 250);
+        let row = |img: &RgbImage| img.pixels().map(|p| p.0[0]).collect::<Vec<u8>>();
+        assert_eq!(row(&resize_bilinear(&ramp, 3, 1)), vec![17, 150, 242]);
+        assert_eq!(row(&resize_bilinear(&ramp, 8, 1)), vec![0, 25, 75, 125, 175, 213, 238, 250]);
+        let ramp2 = RgbImage::from_fn(4, 2, |x, _| *ramp.get_pixel(x, 0));
+        assert_eq!(row(&resize_bilinear(&ramp2, 2, 1)), vec![50, 225]);
+        // A 7×5 pattern (value (i·37) mod 256 over the flattened HWC array) to 4×3 and 11×9.
+        let pat = RgbImage::from_raw(7, 5, (0..7 * 5 * 3).map(|i| ((i * 37) % 256) as u8).collect()).unwrap();
+        assert_eq!(
+            resize_bilinear(&pat, 4, 3).into_raw(),
+            vec![
+                44, 81, 119, 207, 20, 57, 177, 214, 27, 115, 152, 189, 60, 97, 134, 222, 35, 72, 192, 229, 42, 130, 167, 204, 74,
+                111, 149, 87, 50, 87, 207, 95, 57, 145, 182, 113
+            ]
+        );
+        assert_eq!(
+            resize_bilinear(&pat, 11, 9).into_raw()[..60].to_vec(),
+            vec![
+                0, 37, 74, 50, 87, 124, 121, 135, 172, 192, 42, 79, 169, 43, 80, 77, 114, 151, 148, 185, 59, 148, 185, 36, 56, 93,
+                107, 104, 140, 177, 154, 191, 228, 3, 40, 77, 53, 90, 127, 124, 138, 175, 195, 45, 83, 172, 46, 83, 80, 117, 154,
+                150, 188, 62, 151, 188, 39, 59, 96, 110
+            ]
+        );
     }
 
     #[test]

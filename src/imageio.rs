@@ -283,9 +283,13 @@ fn decode_inner(bytes: &[u8], opts: &DecodeOptions) -> Result<DecodedImage, Imag
     let mut warnings = Vec::new();
     let exif_orientation = read_orientation(&mut decoder, format, bytes, &mut warnings);
 
-    let dynimg =
-        DynamicImage::from_decoder(decoder).map_err(|e| map_lib_error(e, fname, max_alloc))?;
-    let rgb = to_rgb8(dynimg);
+    // JPEG: libjpeg-turbo first (bit-identical to OpenCV/Pillow); the `image` crate for what it
+    // does not convert to RGB (CMYK, YCCK) or cannot read.
+    let libjpeg = if format == ImageFormat::Jpeg { decode_jpeg_libjpeg(bytes, &mut warnings) } else { None };
+    let rgb = match libjpeg {
+        Some(rgb) => rgb,
+        None => to_rgb8(DynamicImage::from_decoder(decoder).map_err(|e| map_lib_error(e, fname, max_alloc))?),
+    };
     if rgb.dimensions() != (width, height) {
         // Should not happen; guard so downstream code can trust stored_size.
         return Err(ImageError::Corrupt {
@@ -311,6 +315,35 @@ fn decode_inner(bytes: &[u8], opts: &DecodeOptions) -> Result<DecodedImage, Imag
         stored_size: (width, height),
         warnings,
     })
+}
+
+/// Decodes a YCbCr, RGB or grayscale JPEG with libjpeg-turbo's decoder (islow IDCT, fancy
+/// upsampling: its defaults, as in OpenCV's `imread` and Pillow). Returns `None` for colour
+/// spaces it does not convert to RGB (CMYK, YCCK) and for data it rejects, so that the caller
+/// falls back to the `image` crate, which then reports the error.
+fn decode_jpeg_libjpeg(bytes: &[u8], warnings: &mut Vec<String>) -> Option<RgbImage> {
+    use mozjpeg::ColorSpace;
+    // libjpeg reports fatal errors by unwinding (mozjpeg's error manager); catch them here.
+    let result = catch_unwind(AssertUnwindSafe(|| -> Option<RgbImage> {
+        let d = mozjpeg::Decompress::new_mem(bytes).ok()?;
+        if !matches!(d.color_space(), ColorSpace::JCS_YCbCr | ColorSpace::JCS_GRAYSCALE | ColorSpace::JCS_RGB) {
+            return None;
+        }
+        let mut started = d.rgb().ok()?;
+        let (w, h) = (started.width() as u32, started.height() as u32);
+        let px = started.read_scanlines::<u8>().ok()?;
+        // A truncated file is not an error for libjpeg (it fills the rest); see below.
+        let _ = started.finish();
+        RgbImage::from_raw(w, h, px)
+    }));
+    let img = result.ok().flatten()?;
+    // libjpeg fills missing data with gray silently; tell the user when the end-of-image marker
+    // (FF D9) is absent from the file's tail.
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+        warnings.push("JPEG data ends early (no end-of-image marker): the file is probably truncated; the missing part is filled in".into());
+    }
+    Some(img)
 }
 
 /// Drops alpha, replicates gray, and scales 16-bit/float channels to 8 bits (rounding).
