@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod synth;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
