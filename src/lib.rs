@@ -20,6 +20,7 @@ pub mod compare;
 pub mod detect;
 pub mod embed;
 pub mod error;
+pub mod eval;
 pub mod imageio;
 pub mod models;
 pub mod pipeline;

