@@ -448,7 +448,7 @@ fn compare(
             "threshold: cosine similarity {:.3} ({}{})",
             t.similarity,
             t.name,
-            if t.provisional { "; provisional, not a calibrated operating point" } else { "" }
+            if t.provisional { ": not a calibrated operating point" } else { "" }
         );
         println!(
             "A: {} face {} of {}   (box [{:.0},{:.0},{:.0},{:.0}], score {:.3})",
