@@ -28,12 +28,6 @@ pub enum CompareError {
         /// Length of the second vector.
         b: usize,
     },
-    /// No threshold is known for this model; pass one explicitly.
-    #[error("no threshold is known for model {model}; pass one explicitly (--threshold)")]
-    NoThreshold {
-        /// The model.
-        model: ModelId,
-    },
 }
 
 /// Cosine similarity of two embeddings of the same model, in [−1, 1] (the dot product, since
@@ -78,12 +72,14 @@ pub fn distance_from_similarity(sim: f32) -> f32 {
 pub struct Threshold {
     /// Pairs with similarity ≥ this are decided "same person". In [−1, 1].
     pub similarity: f32,
-    /// Short name of the operating point, e.g. `provisional` or `user`.
+    /// Short name of the operating point, e.g. `FAR=1e-3` or `user`.
     pub name: String,
-    /// True for a provisional value (not yet a calibrated operating point with a stated FAR).
-    pub provisional: bool,
     /// Where the value comes from and what is known of its error rates.
     pub note: String,
+    /// FAR measured at this threshold on the calibration pairs, when calibrated.
+    pub far: Option<f64>,
+    /// FRR measured at this threshold on the calibration pairs, when calibrated.
+    pub frr: Option<f64>,
 }
 
 impl Threshold {
@@ -92,33 +88,11 @@ impl Threshold {
         Threshold {
             similarity,
             name: "user".into(),
-            provisional: false,
             note: "chosen by the user; no error rates known".into(),
+            far: None,
+            frr: None,
         }
     }
-}
-
-/// SHA-256 prefix of the default recogniser, `w600k_mbf.onnx`.
-const W600K_MBF_ID: &str = "w600k_mbf-9cc6e4a75f0e2bf0";
-
-/// Provisional decision threshold of the default recogniser (cosine similarity).
-///
-/// Measured on LFW (../shared/data/lfw, standard `pairs.txt`, 6,000 pairs, the full faceprint
-/// pipeline from the funneled photos, face nearest the image centre): accuracy over all pairs is
-/// 99.63 % at 0.22 and at the best single threshold 0.2064; 10-fold thresholds fell in
-/// [0.19, 0.26]. A stop-gap until calibrated operating points with a stated FAR exist; outputs
-/// name it `provisional`.
-pub const PROVISIONAL_THRESHOLD_W600K_MBF: f32 = 0.22;
-
-/// The default threshold known for `model`, if any (currently only the provisional one of the
-/// default recogniser).
-pub fn default_threshold(model: &ModelId) -> Option<Threshold> {
-    (model.0 == W600K_MBF_ID).then(|| Threshold {
-        similarity: PROVISIONAL_THRESHOLD_W600K_MBF,
-        name: "provisional".into(),
-        provisional: true,
-        note: "provisional: 99.63% accuracy on the 6,000 LFW pairs; not a calibrated operating point (no FAR stated)".into(),
-    })
 }
 
 /// The outcome of a 1:1 comparison.

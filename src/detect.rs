@@ -30,6 +30,11 @@ use crate::error::{Error, Result};
 use crate::models::{ModelError, Role};
 use crate::runtime::{self, RuntimeOptions};
 
+/// Candidates kept before NMS, per pass, best scores first (as RetinaFace's `pre_nms_topk`,
+/// 5000). At the default score threshold a photo has far fewer; the cap only bounds the work
+/// when the threshold is set near 0.
+pub const PRE_NMS_TOP_K: usize = 5000;
+
 /// One detected face. All coordinates are pixels in the oriented image, x right, y down.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
@@ -333,6 +338,12 @@ impl ScrfdDetector {
         }
         drop(outputs);
         drop(session);
+        // Bound the work of NMS (quadratic) when a very low score threshold lets most anchors
+        // through: keep the best PRE_NMS_TOP_K candidates.
+        if cands.len() > PRE_NMS_TOP_K {
+            cands.select_nth_unstable_by(PRE_NMS_TOP_K, |a, b| b.score.total_cmp(&a.score));
+            cands.truncate(PRE_NMS_TOP_K);
+        }
         Ok(nms(cands, params.nms_iou))
     }
 }

@@ -3,7 +3,11 @@
 
 use std::path::PathBuf;
 
+use crate::cache::CacheError;
+use crate::calibrate::CalibrationError;
 use crate::compare::CompareError;
+use crate::eval::PairsError;
+use crate::quality::QualityFailure;
 use crate::imageio::ImageError;
 use crate::models::ModelError;
 
@@ -11,7 +15,8 @@ use crate::models::ModelError;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything the library can fail with. Variants are stable categories a caller can match on:
-/// bad input ([`Error::Image`], [`Error::NoFace`], [`Error::FaceIndex`]), missing or bad model files
+/// bad input ([`Error::Image`], [`Error::NoFace`], [`Error::FaceIndex`], [`Error::Quality`],
+/// [`Error::Pairs`]), missing or bad model files
 /// ([`Error::Model`]), misuse ([`Error::Compare`], [`Error::InvalidParameter`]) and inference failures
 /// ([`Error::Inference`]).
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +63,25 @@ pub enum Error {
     /// Comparing embeddings that cannot be compared (different models or dimensions).
     #[error(transparent)]
     Compare(#[from] CompareError),
+    /// A face below the quality minimums ([`crate::quality::QualityGate`]).
+    #[error("{path}: face {face} fails the quality gate: {failure} (override with --no-quality-gate)")]
+    Quality {
+        /// The image.
+        path: PathBuf,
+        /// Index of the face (largest first).
+        face: usize,
+        /// The failed measure.
+        failure: QualityFailure,
+    },
+    /// No usable calibration / operating point.
+    #[error(transparent)]
+    Calibration(#[from] CalibrationError),
+    /// The embedding cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A labelled-pairs file that cannot be read.
+    #[error(transparent)]
+    Pairs(#[from] PairsError),
     /// A parameter outside its documented range.
     #[error("invalid parameter {name}: {message}")]
     InvalidParameter {
@@ -73,6 +97,6 @@ impl Error {
     /// as opposed to a setup problem (models) or an internal failure. The CLI maps this to its
     /// "bad input" exit code.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::Image { .. } | Error::NoFace { .. } | Error::FaceIndex { .. })
+        matches!(self, Error::Image { .. } | Error::NoFace { .. } | Error::FaceIndex { .. } | Error::Quality { .. } | Error::Pairs(_))
     }
 }

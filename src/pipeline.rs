@@ -10,15 +10,20 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use sha2::{Digest, Sha256};
 
 use crate::align::{self, AlignedFace};
+use crate::cache::EmbeddingCache;
+use crate::calibrate::Calibration;
 use crate::compare::{self, Comparison, Threshold};
 use crate::detect::{Detection, DetectorParams, ScrfdDetector};
 use crate::embed::{ArcFaceRecognizer, Embedding, ModelId, DEFAULT_BATCH_SIZE};
 use crate::error::{Error, Result};
 use crate::imageio::{self, DecodeOptions, DecodedImage};
 use crate::models::{self, Role};
+use crate::quality::{self, FaceQuality, QualityGate};
 use crate::runtime::{self, RuntimeOptions};
 
 /// Everything needed to build a [`FaceAnalyzer`]. Defaults: the default pack in the data
@@ -41,6 +46,14 @@ pub struct AnalyzerConfig {
     pub batch_size: usize,
     /// Load the recogniser (false for detection-only use: faster start).
     pub load_recognizer: bool,
+    /// Embed each face also mirrored and average (flip test; twice the recogniser time, higher
+    /// accuracy: see README). Default false.
+    pub flip: bool,
+    /// Minimums a face must meet in [`FaceAnalyzer::verify`]; [`QualityGate::off`] disables it.
+    pub quality_gate: QualityGate,
+    /// Embedding cache file, or `None` for no cache. Used by [`FaceAnalyzer::analyze_files`]
+    /// when embedding. Default `None` (the CLI passes `<data>/cache/embeddings.sqlite`).
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for AnalyzerConfig {
@@ -54,12 +67,15 @@ impl Default for AnalyzerConfig {
             decode: DecodeOptions::default(),
             batch_size: DEFAULT_BATCH_SIZE,
             load_recognizer: true,
+            flip: false,
+            quality_gate: QualityGate::default(),
+            cache: None,
         }
     }
 }
 
 /// One face of an image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Face {
     /// 0-based index in the image, by box area, largest first.
     pub index: usize,
@@ -68,13 +84,15 @@ pub struct Face {
     pub detection: Detection,
     /// Face size: the shorter side of the box, pixels.
     pub size: f32,
+    /// Quality measures (size, score, pose, sharpness).
+    pub quality: FaceQuality,
     /// The embedding, when requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Embedding>,
 }
 
 /// The result of analysing one image.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnalyzedImage {
     /// The file (or label) the image came from.
     pub path: PathBuf,
@@ -85,7 +103,7 @@ pub struct AnalyzedImage {
     /// EXIF orientation applied (1 = none).
     pub orientation: u16,
     /// Non-fatal problems (e.g. an invalid EXIF orientation ignored, a face that could not be aligned).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub warnings: Vec<String>,
     /// Faces, largest first.
     pub faces: Vec<Face>,
@@ -136,6 +154,8 @@ pub struct FaceAnalyzer {
     detector: ScrfdDetector,
     recognizer: Option<ArcFaceRecognizer>,
     config: AnalyzerConfig,
+    data_dir: PathBuf,
+    cache: Option<EmbeddingCache>,
 }
 
 impl FaceAnalyzer {
@@ -169,7 +189,51 @@ impl FaceAnalyzer {
         } else {
             None
         };
-        Ok(FaceAnalyzer { detector, recognizer, config })
+        let cache = match &config.cache {
+            Some(p) => Some(EmbeddingCache::open(p)?),
+            None => None,
+        };
+        Ok(FaceAnalyzer { detector, recognizer, config, data_dir: data, cache })
+    }
+
+    /// Everything that changes an analysis result, as a string: detector file hash, recogniser
+    /// model id, detector parameters, decoding options. The embedding cache's key.
+    pub fn pipeline_key(&self) -> String {
+        let p = &self.config.detector_params;
+        format!(
+            "v1;det={};rec={};flip={};size={};thr={};nms={};ff={:?};max={};exif={};maxpx={}",
+            &self.detector.sha256()[..16],
+            self.recognizer.as_ref().map_or("none".to_string(), |r| r.model_id().to_string()),
+            self.config.flip,
+            p.input_size,
+            p.score_threshold,
+            p.nms_iou,
+            p.full_frame_input_size,
+            p.max_faces,
+            self.config.decode.apply_exif_orientation,
+            self.config.decode.max_pixels
+        )
+    }
+
+    /// The data directory in use.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The calibration of the loaded recogniser (user file or compiled-in default).
+    ///
+    /// # Errors
+    /// [`Error::Calibration`] when none exists for the model.
+    pub fn calibration(&self) -> Result<Calibration> {
+        Ok(Calibration::for_model(&self.data_dir, self.model_id()?)?)
+    }
+
+    /// The decision threshold of the operating point at `far` (e.g. 1e-3) for the loaded model.
+    ///
+    /// # Errors
+    /// [`Error::Calibration`]: no calibration, or no supported operating point at `far`.
+    pub fn threshold_at_far(&self, far: f64) -> Result<Threshold> {
+        Ok(self.calibration()?.threshold_at(far)?)
     }
 
     /// The configuration it was loaded with.
@@ -202,15 +266,6 @@ impl FaceAnalyzer {
         Ok(self.recognizer_or_err()?.model_id())
     }
 
-    /// The default threshold for the loaded recogniser.
-    ///
-    /// # Errors
-    /// [`Error::Compare`] ([`compare::CompareError::NoThreshold`]) for a model without one.
-    pub fn default_threshold(&self) -> Result<Threshold> {
-        let id = self.model_id()?;
-        compare::default_threshold(id).ok_or_else(|| compare::CompareError::NoThreshold { model: id.clone() }.into())
-    }
-
     /// Detects faces, sorted by box area, largest first.
     ///
     /// # Errors
@@ -226,37 +281,41 @@ impl FaceAnalyzer {
         dets.iter().map(|d| align::align_face(img, &d.landmarks)).collect()
     }
 
-    /// Detects, aligns and (if `embed`) embeds every face of a decoded image.
+    /// Detects, aligns, measures the quality of and (if `embed`) embeds every face of a decoded
+    /// image.
     ///
     /// # Errors
     /// [`Error::Inference`]; [`Error::InvalidParameter`] when `embed` is asked of a detector-only analyzer.
     pub fn analyze(&self, path: &Path, img: &DecodedImage, embed: bool) -> Result<AnalyzedImage> {
         let dets = self.detect(&img.image)?;
         let mut warnings = img.warnings.clone();
-        let mut faces: Vec<Face> = Vec::with_capacity(dets.len());
-        if embed {
-            let rec = self.recognizer_or_err()?;
-            let aligned = self.align(&img.image, &dets);
-            let mut kept = Vec::new();
-            let mut crops = Vec::new();
-            for (d, a) in dets.iter().zip(aligned.iter()) {
-                match a {
-                    Some(a) => {
-                        kept.push(*d);
-                        crops.push(&a.image);
-                    }
-                    None => warnings.push(format!("face at {:?}: degenerate landmarks, cannot align; skipped", d.bbox)),
-                }
-            }
-            let embs = rec.embed(&crops)?;
-            for (i, (d, e)) in kept.into_iter().zip(embs).enumerate() {
-                faces.push(Face { index: i, size: d.size(), detection: d, embedding: Some(e) });
-            }
-        } else {
-            for (i, d) in dets.into_iter().enumerate() {
-                faces.push(Face { index: i, size: d.size(), detection: d, embedding: None });
+        let aligned = self.align(&img.image, &dets);
+        let mut kept: Vec<(Detection, AlignedFace)> = Vec::with_capacity(dets.len());
+        for (d, a) in dets.into_iter().zip(aligned) {
+            match a {
+                Some(a) => kept.push((d, a)),
+                None => warnings.push(format!("face at {:?}: degenerate landmarks, cannot align; skipped", d.bbox)),
             }
         }
+        let embeddings: Vec<Option<Embedding>> = if embed {
+            let rec = self.recognizer_or_err()?;
+            let crops: Vec<&RgbImage> = kept.iter().map(|(_, a)| &a.image).collect();
+            rec.embed_with(&crops, self.config.flip)?.into_iter().map(Some).collect()
+        } else {
+            vec![None; kept.len()]
+        };
+        let faces = kept
+            .into_iter()
+            .zip(embeddings)
+            .enumerate()
+            .map(|(i, ((d, a), embedding))| Face {
+                index: i,
+                size: d.size(),
+                quality: quality::measure(&d, &a.image),
+                detection: d,
+                embedding,
+            })
+            .collect();
         Ok(AnalyzedImage {
             path: path.to_path_buf(),
             width: img.image.width(),
@@ -284,30 +343,79 @@ impl FaceAnalyzer {
         imageio::open(path, &self.config.decode).map_err(|source| Error::Image { path: path.to_path_buf(), source })
     }
 
-    /// Analyses many files, decoding the next image on a second thread while the current one is
-    /// in inference. Calls `on_result` once per path, in input order; a broken file gives an
-    /// `Err` for that path and the rest go on.
-    pub fn analyze_files<F>(&self, paths: &[PathBuf], embed: bool, mut on_result: F)
+    /// Analyses many files, reading and decoding the next image on a second thread while the
+    /// current one is in inference. With a cache configured and `embed`, an image whose content
+    /// hash and [`Self::pipeline_key`] are cached is not decoded or analysed again, and new
+    /// results are stored in batches of 64. Calls `on_result` once per path, in input order; a
+    /// broken file gives an `Err` for that path and the rest go on.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] when results could not be written to the cache (every file is still
+    /// analysed and reported; caching stops at the first write failure).
+    pub fn analyze_files<F>(&self, paths: &[PathBuf], embed: bool, mut on_result: F) -> Result<()>
     where
         F: FnMut(&Path, Result<AnalyzedImage>),
     {
-        let (tx, rx) = mpsc::sync_channel::<(usize, Result<DecodedImage>)>(2);
+        enum Item {
+            Cached(AnalyzedImage),
+            Decoded(Option<String>, DecodedImage),
+        }
+        let cache = if embed { self.cache.as_ref() } else { None };
+        let key = self.pipeline_key();
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<Item>)>(4);
+        let mut pending: Vec<(String, AnalyzedImage)> = Vec::new();
+        let mut cache_error: Option<Error> = None;
+        let flush = |pending: &mut Vec<(String, AnalyzedImage)>, cache_error: &mut Option<Error>| {
+            if let (Some(c), None) = (cache, &cache_error) {
+                let entries: Vec<(String, String, &AnalyzedImage)> = pending.iter().map(|(h, a)| (h.clone(), key.clone(), a)).collect();
+                if let Err(e) = c.put_many(&entries) {
+                    *cache_error = Some(e.into());
+                }
+            }
+            pending.clear();
+        };
         std::thread::scope(|scope| {
             let decode = self.config.decode.clone();
+            let key = &key;
             scope.spawn(move || {
                 for (i, p) in paths.iter().enumerate() {
-                    let r = imageio::open(p, &decode).map_err(|source| Error::Image { path: p.clone(), source });
-                    if tx.send((i, r)).is_err() {
+                    let item = (|| -> Result<Item> {
+                        let image_err = |source| Error::Image { path: p.clone(), source };
+                        let bytes = std::fs::read(p).map_err(|e| image_err(imageio::ImageError::Io(e)))?;
+                        let hash = cache.map(|_| hex::encode(Sha256::digest(&bytes)));
+                        if let (Some(c), Some(h)) = (cache, &hash) {
+                            if let Some(mut hit) = c.get(h, key)? {
+                                hit.path = p.clone();
+                                return Ok(Item::Cached(hit));
+                            }
+                        }
+                        let img = imageio::decode(&bytes, &decode).map_err(image_err)?;
+                        Ok(Item::Decoded(hash, img))
+                    })();
+                    if tx.send((i, item)).is_err() {
                         break;
                     }
                 }
             });
-            for (i, decoded) in rx {
+            for (i, item) in rx {
                 let path = &paths[i];
-                let r = decoded.and_then(|img| self.analyze(path, &img, embed));
+                let r = match item {
+                    Ok(Item::Cached(hit)) => Ok(hit),
+                    Ok(Item::Decoded(hash, img)) => self.analyze(path, &img, embed).inspect(|a| {
+                        if let Some(h) = hash {
+                            pending.push((h, a.clone()));
+                        }
+                    }),
+                    Err(e) => Err(e),
+                };
                 on_result(path, r);
+                if pending.len() >= 64 {
+                    flush(&mut pending, &mut cache_error);
+                }
             }
         });
+        flush(&mut pending, &mut cache_error);
+        cache_error.map_or(Ok(()), Err)
     }
 
     /// 1:1 verification of two analysed images (analysed with `embed = true`), using the faces
@@ -315,7 +423,8 @@ impl FaceAnalyzer {
     ///
     /// # Errors
     /// [`Error::NoFace`] naming the image without a face; [`Error::FaceIndex`] for an index past
-    /// the faces found; [`Error::Compare`] for embeddings of different models.
+    /// the faces found; [`Error::Quality`] for a face below the configured quality gate;
+    /// [`Error::Compare`] for embeddings of different models.
     pub fn verify(
         &self,
         a: &AnalyzedImage,
@@ -326,6 +435,12 @@ impl FaceAnalyzer {
     ) -> Result<Verification> {
         let (fa, ua) = self.pick(a, sel_a)?;
         let (fb, ub) = self.pick(b, sel_b)?;
+        for (img, f) in [(a, fa), (b, fb)] {
+            self.config
+                .quality_gate
+                .check(&f.quality)
+                .map_err(|failure| Error::Quality { path: img.path.clone(), face: f.index, failure })?;
+        }
         let (ea, eb) = match (&fa.embedding, &fb.embedding) {
             (Some(ea), Some(eb)) => (ea, eb),
             _ => {

@@ -43,7 +43,8 @@ fn compare_json_finds_yao_ming_in_the_team_photo() {
         }
         let (sim, d) = (r["similarity"].as_f64().unwrap(), r["distance"].as_f64().unwrap());
         assert!(((2.0 - 2.0 * sim).sqrt() - d).abs() < 1e-4, "d² = 2 − 2·cos");
-        assert_eq!(r["threshold_provisional"], Value::Bool(true));
+        assert_eq!(r["operating_point"], "FAR=1e-3");
+        assert!(r["far"].as_f64().unwrap() <= 1e-3, "the operating point's measured FAR");
     }
     let same: Vec<&Value> = rows.iter().filter(|r| r["same"] == Value::Bool(true)).collect();
     assert_eq!(same.len(), 1, "exactly one face of the team photo is Yao Ming");
@@ -150,7 +151,7 @@ fn a_user_model_given_by_path_gets_its_own_model_id() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows = stdout_json_lines(&o);
     assert_eq!(rows[0]["model"], "my_arcface-9cc6e4a75f0e2bf0");
-    // No provisional threshold is known for a user model: compare asks for one.
+    // No calibration exists for a user model: compare asks for a threshold.
     let o = faceprint(&["compare", "--recognizer", s(&p), s(&common::sample("yaoming.jpg")), s(&common::sample("t1.jpg"))]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--threshold"));

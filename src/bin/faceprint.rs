@@ -13,7 +13,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use faceprint::cache::EmbeddingCache;
+use faceprint::calibrate::Calibration;
 use faceprint::compare::Threshold;
+use faceprint::eval::{self, EvalReport, LabelledPair};
+use faceprint::quality::QualityGate;
 use faceprint::detect::DetectorParams;
 use faceprint::models::{self, InstallSource};
 use faceprint::pipeline::{AnalyzedImage, AnalyzerConfig, FaceAnalyzer, FaceSelection};
@@ -75,6 +79,30 @@ struct ModelArgs {
     /// Faces per recogniser inference call
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Do not refuse faces below the quality minimums
+    #[arg(long)]
+    no_quality_gate: bool,
+    /// Quality gate: minimum face size (shorter box side), pixels
+    #[arg(long, default_value_t = QualityGate::default().min_size)]
+    min_face_size: f32,
+    /// Quality gate: minimum detection score
+    #[arg(long, default_value_t = QualityGate::default().min_score)]
+    min_det_score: f32,
+    /// Quality gate: maximum |yaw|, degrees
+    #[arg(long, default_value_t = QualityGate::default().max_abs_yaw)]
+    max_yaw: f32,
+    /// Quality gate: maximum |pitch|, degrees
+    #[arg(long, default_value_t = QualityGate::default().max_abs_pitch)]
+    max_pitch: f32,
+    /// Quality gate: minimum sharpness (variance of the Laplacian of the aligned crop)
+    #[arg(long, default_value_t = QualityGate::default().min_sharpness)]
+    min_sharpness: f32,
+    /// Flip test: embed each face also mirrored and sum (more accurate, twice the recogniser time)
+    #[arg(long)]
+    flip: bool,
+    /// Do not read or write the embedding cache (<data>/cache/embeddings.sqlite)
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -112,9 +140,43 @@ enum Cmd {
         /// Face of B to use, 0-based, largest first, or `all` to compare A's face with every face of B [default: largest]
         #[arg(long)]
         face_b: Option<String>,
-        /// Decision threshold on cosine similarity in [-1, 1] [default: the model's provisional threshold]
+        /// Operating point: the calibrated threshold at this false-accept rate (1e-2, 1e-3 or 1e-4)
+        #[arg(long, default_value_t = 1e-3, conflicts_with = "threshold")]
+        far: f64,
+        /// Decision threshold on cosine similarity in [-1, 1], instead of an operating point
         #[arg(long, allow_hyphen_values = true)]
         threshold: Option<f32>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Evaluate verification accuracy on labelled pairs (LFW protocol or your own pairs)
+    Eval {
+        #[command(subcommand)]
+        cmd: EvalCmd,
+    },
+    /// Compute operating points (thresholds at FAR 1e-2, 1e-3, 1e-4) from labelled pairs
+    Calibrate {
+        /// LFW-format pairs file (with --root)
+        #[arg(long, conflicts_with_all = ["pairs", "identities"])]
+        lfw_pairs: Option<PathBuf>,
+        /// Root folder of the LFW images (NAME/NAME_0001.jpg)
+        #[arg(long, requires = "lfw_pairs")]
+        root: Option<PathBuf>,
+        /// Use all pairs among the images of --lfw-pairs, grouped by identity folder, instead of the listed pairs
+        #[arg(long, requires = "lfw_pairs")]
+        all_pairs: bool,
+        /// TSV of image_a<TAB>image_b<TAB>same(1|0)
+        #[arg(long, conflicts_with = "identities")]
+        pairs: Option<PathBuf>,
+        /// Folder with one sub-folder of photos per identity: all pairs are used
+        #[arg(long)]
+        identities: Option<PathBuf>,
+        /// FAR targets, comma-separated
+        #[arg(long, value_delimiter = ',', default_values_t = [1e-2, 1e-3, 1e-4])]
+        far: Vec<f64>,
+        /// Output file [default: <data>/calibration/<model id>.json]
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -128,6 +190,52 @@ enum Cmd {
         #[command(flatten)]
         model: ModelArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum EvalCmd {
+    /// The standard LFW 10-fold protocol from the raw photos
+    Lfw {
+        /// LFW pairs.txt
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Folder of LFW images (NAME/NAME_0001.jpg)
+        #[arg(long)]
+        root: PathBuf,
+        #[command(flatten)]
+        opts: EvalOpts,
+    },
+    /// Any TSV of image_a<TAB>image_b<TAB>same(1|0)
+    Pairs {
+        /// The pairs file; relative paths are relative to its folder
+        file: PathBuf,
+        /// Run K-fold cross-validation (contiguous blocks of pairs) instead of one operating point
+        #[arg(long)]
+        folds: Option<usize>,
+        /// Evaluate at the calibrated operating point with this FAR [default 1e-3]
+        #[arg(long, conflicts_with_all = ["folds", "threshold"])]
+        far: Option<f64>,
+        /// Evaluate at this cosine-similarity threshold
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "folds")]
+        threshold: Option<f32>,
+        #[command(flatten)]
+        opts: EvalOpts,
+    },
+}
+
+#[derive(Args, Debug)]
+struct EvalOpts {
+    /// Folder for the report and plots (report.json, roc.svg/png, similarity_histogram.svg/png)
+    #[arg(long, default_value = "faceprint-eval")]
+    out: PathBuf,
+    /// Apply the quality gate (--min-face-size etc.): faces failing it count as no face
+    #[arg(long)]
+    quality_gate: bool,
+    /// A reference result (JSON from tools/reference/eval_lfw_insightface.py) to report side by side
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,7 +269,7 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
         Some(err) if err.is_bad_input() => EXIT_BAD_INPUT,
         Some(Error::Model(_)) => EXIT_MODELS,
         Some(Error::InvalidParameter { .. }) => 2,
-        Some(Error::Compare(_)) => 2,
+        Some(Error::Compare(_)) | Some(Error::Calibration(_)) => 2,
         _ if e.downcast_ref::<models::ModelError>().is_some() => EXIT_MODELS,
         _ => EXIT_INTERNAL,
     }
@@ -173,7 +281,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Models { cmd } => models_cmd(&g, cmd),
         Cmd::Detect { images, model } => batch(&g, &model, &images, false),
         Cmd::Embed { images, model } => batch(&g, &model, &images, true),
-        Cmd::Compare { a, b, face_a, face_b, threshold, model } => compare(&g, &model, &a, &b, face_a, face_b, threshold),
+        Cmd::Compare { a, b, face_a, face_b, far, threshold, model } => compare(&g, &model, &a, &b, face_a, face_b, far, threshold),
+        Cmd::Eval { cmd } => eval_cmd(&g, cmd),
+        Cmd::Calibrate { lfw_pairs, root, all_pairs, pairs, identities, far, out, model } => {
+            calibrate_cmd(&g, &model, lfw_pairs, root, all_pairs, pairs, identities, &far, out)
+        }
         Cmd::Bench { images, runs, model } => bench(&g, &model, &images, runs),
     }
 }
@@ -196,6 +308,23 @@ fn config(g: &Global, m: &ModelArgs, load_recognizer: bool) -> AnalyzerConfig {
         },
         batch_size: m.batch_size.max(1),
         load_recognizer,
+        flip: m.flip,
+        quality_gate: if m.no_quality_gate { QualityGate::off() } else { gate_of(m) },
+        cache: if m.no_cache || !load_recognizer {
+            None
+        } else {
+            Some(EmbeddingCache::default_path(&models::data_dir(g.data_dir.as_deref())))
+        },
+    }
+}
+
+fn gate_of(m: &ModelArgs) -> QualityGate {
+    QualityGate {
+        min_size: m.min_face_size,
+        min_score: m.min_det_score,
+        max_abs_yaw: m.max_yaw,
+        max_abs_pitch: m.max_pitch,
+        min_sharpness: m.min_sharpness,
     }
 }
 
@@ -311,7 +440,7 @@ fn batch(g: &Global, m: &ModelArgs, inputs: &[PathBuf], embed: bool) -> anyhow::
     }
     let total = paths.len();
     let mut done = 0usize;
-    analyzer.analyze_files(&paths, embed, |path, res| {
+    let cache_result = analyzer.analyze_files(&paths, embed, |path, res| {
         done += 1;
         if total > 20 && !g.json {
             eprint!("\r{done}/{total} images");
@@ -361,6 +490,9 @@ fn batch(g: &Global, m: &ModelArgs, inputs: &[PathBuf], embed: bool) -> anyhow::
     if total > 20 && !g.json {
         eprintln!();
     }
+    if let Err(e) = cache_result {
+        eprintln!("warning: {e}; results were not cached");
+    }
     if failures.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -389,14 +521,11 @@ fn compare(
     b: &Path,
     face_a: Option<usize>,
     face_b: Option<String>,
+    far: f64,
     threshold: Option<f32>,
 ) -> anyhow::Result<ExitCode> {
     let analyzer = FaceAnalyzer::load(config(g, m, true))?;
-    let threshold = match threshold {
-        Some(t) if (-1.0..=1.0).contains(&t) => Threshold::user(t),
-        Some(t) => anyhow::bail!(Error::InvalidParameter { name: "threshold", message: format!("{t} is outside [-1, 1]") }),
-        None => analyzer.default_threshold()?,
-    };
+    let threshold = decision_threshold(&analyzer, Some(far), threshold)?;
     let sel_a = face_a.map_or(FaceSelection::Largest, FaceSelection::Index);
     let sel_b: Vec<FaceSelection>;
     let ia = analyzer.analyze_file(a, true)?;
@@ -432,8 +561,9 @@ fn compare(
                     "similarity": c.similarity,
                     "distance": c.distance,
                     "threshold": c.threshold.similarity,
-                    "threshold_name": c.threshold.name,
-                    "threshold_provisional": c.threshold.provisional,
+                    "operating_point": c.threshold.name,
+                    "far": c.threshold.far,
+                    "frr": c.threshold.frr,
                     "threshold_note": c.threshold.note,
                     "same": c.same,
                     "model": v.model,
@@ -444,12 +574,7 @@ fn compare(
         }
     } else {
         let t = &threshold;
-        println!(
-            "threshold: cosine similarity {:.3} ({}{})",
-            t.similarity,
-            t.name,
-            if t.provisional { ": not a calibrated operating point" } else { "" }
-        );
+        println!("threshold: cosine similarity {:.4} at operating point {} ({})", t.similarity, t.name, t.note);
         println!(
             "A: {} face {} of {}   (box [{:.0},{:.0},{:.0},{:.0}], score {:.3})",
             a.display(),
@@ -494,7 +619,10 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::Result<ExitCode> {
     let runs = runs.max(1);
-    let analyzer = FaceAnalyzer::load(config(g, m, true))?;
+    // The benchmark measures the pipeline itself: never the embedding cache.
+    let mut cfg = config(g, m, true);
+    cfg.cache = None;
+    let analyzer = FaceAnalyzer::load(cfg)?;
     let rec = analyzer.recognizer().context("recogniser not loaded")?;
     let threads = m.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let batch = m.batch_size.max(1);
@@ -551,11 +679,11 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
         let mut faces = 0usize;
         let mut failed = 0usize;
         // Warm-up pass (not counted), then timed passes.
-        analyzer.analyze_files(&paths[..1], true, |_, _| {});
+        let _ = analyzer.analyze_files(&paths[..1], true, |_, _| {});
         for r in 0..runs.min(5) {
             let t = Instant::now();
             let (mut f, mut bad) = (0usize, 0usize);
-            analyzer.analyze_files(&paths, true, |_, res| match res {
+            let _ = analyzer.analyze_files(&paths, true, |_, res| match res {
                 Ok(img) => f += img.faces.len(),
                 Err(_) => bad += 1,
             });
@@ -582,4 +710,334 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The threshold of a decision: `--threshold X` if given, else the calibrated operating point at
+/// `far`.
+fn decision_threshold(analyzer: &FaceAnalyzer, far: Option<f64>, threshold: Option<f32>) -> anyhow::Result<Threshold> {
+    Ok(match threshold {
+        Some(t) if (-1.0..=1.0).contains(&t) => Threshold::user(t),
+        Some(t) => anyhow::bail!(Error::InvalidParameter { name: "threshold", message: format!("{t} is outside [-1, 1]") }),
+        None => analyzer.threshold_at_far(far.unwrap_or(faceprint::calibrate::DEFAULT_FAR))?,
+    })
+}
+
+fn progress_bar(total: usize, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(total as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn eval_cmd(g: &Global, cmd: EvalCmd) -> anyhow::Result<ExitCode> {
+    let (pairs, opts, fixed_far, fixed_t, title): (Vec<LabelledPair>, EvalOpts, Option<f64>, Option<f32>, String) = match cmd {
+        EvalCmd::Lfw { pairs, root, opts } => (eval::read_lfw_pairs(&pairs, &root).map_err(Error::from)?, opts, None, None, "LFW 10-fold".into()),
+        EvalCmd::Pairs { file, folds, far, threshold, opts } => {
+            let mut p = eval::read_tsv_pairs(&file).map_err(Error::from)?;
+            match folds {
+                Some(k) if k >= 2 => {
+                    let n = p.len();
+                    for (i, x) in p.iter_mut().enumerate() {
+                        x.fold = Some(i * k / n);
+                    }
+                    (p, opts, None, None, format!("{} {k}-fold", file.display()))
+                }
+                Some(k) => anyhow::bail!(Error::InvalidParameter { name: "folds", message: format!("{k} folds: need at least 2") }),
+                None => {
+                    let far = if threshold.is_none() { Some(far.unwrap_or(faceprint::calibrate::DEFAULT_FAR)) } else { None };
+                    (p, opts, far, threshold, file.display().to_string())
+                }
+            }
+        }
+    };
+    let analyzer = FaceAnalyzer::load(config(g, &opts.model, true))?;
+    let fixed = if fixed_far.is_some() || fixed_t.is_some() {
+        let t = decision_threshold(&analyzer, fixed_far, fixed_t)?;
+        Some((t.similarity, t.name))
+    } else {
+        None
+    };
+    let gate = gate_of(&opts.model);
+    let n_images = {
+        let mut v: Vec<&PathBuf> = pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    let pb = progress_bar(n_images, "embedding");
+    let (mut rep, cache_err) = eval::evaluate(&analyzer, &pairs, fixed, opts.quality_gate.then_some(&gate), |d, _| pb.set_position(d as u64))?;
+    pb.finish_and_clear();
+    if let Some(e) = cache_err {
+        eprintln!("warning: {e}; results were not cached");
+    }
+    let reference: Option<serde_json::Value> = match &opts.reference {
+        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+            .with_context(|| format!("{} is not JSON", p.display()))?),
+        None => None,
+    };
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let plots = write_eval_plots(&opts.out, &title, &pairs, &rep, reference.as_ref());
+    let sims = std::mem::take(&mut rep.similarities);
+    let mut json = serde_json::to_value(&rep)?;
+    if let Some(r) = &reference {
+        let mut r = r.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("similarities");
+        }
+        json["reference"] = r;
+    }
+    json["plots"] = serde_json::json!(plots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
+    let report_path = opts.out.join("report.json");
+    let mut full = json.clone();
+    full["similarities"] = serde_json::json!(sims);
+    std::fs::write(&report_path, serde_json::to_string_pretty(&full)? + "\n").with_context(|| format!("writing {}", report_path.display()))?;
+    if g.json {
+        println!("{json}");
+    } else {
+        print_eval(&title, &rep, reference.as_ref(), &plots, &report_path, opts.quality_gate);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_eval(title: &str, r: &EvalReport, reference: Option<&serde_json::Value>, plots: &[PathBuf], report: &Path, gated: bool) {
+    println!("{title}: {} pairs ({} same, {} different) over {} images; model {}", r.pairs, r.genuine_pairs, r.impostor_pairs, r.images, r.model);
+    println!(
+        "images without a usable face: {} ({} unreadable, {} refused by the quality gate{}); pairs affected: {}",
+        r.no_face,
+        r.unreadable,
+        r.quality_rejected,
+        if gated { "" } else { ", gate off" },
+        r.no_face_pairs
+    );
+    println!("  counted as: {}", r.no_face_policy);
+    println!("  face used: {}", r.face_rule);
+    if !r.folds.is_empty() {
+        println!("{:>5} {:>10} {:>9}", "fold", "threshold", "accuracy");
+        for f in &r.folds {
+            println!("{:>5} {:>10.4} {:>8.2}%", f.fold + 1, f.threshold, f.accuracy * 100.0);
+        }
+    }
+    let refv = |k: &str| reference.and_then(|v| v.get(k)).and_then(|x| x.as_f64());
+    let col = |ours: f64, theirs: Option<f64>, pct: bool| {
+        let f = |x: f64| if pct { format!("{:.2}%", x * 100.0) } else { format!("{x:.5}") };
+        match theirs {
+            Some(t) => format!("{:>12} {:>14}", f(ours), f(t)),
+            None => format!("{:>12}", f(ours)),
+        }
+    };
+    println!("{:<28} {:>12}{}", "", "faceprint", if reference.is_some() { format!(" {:>14}", "reference") } else { String::new() });
+    if r.folds.is_empty() {
+        if let Some((t, name)) = &r.threshold {
+            println!("{:<28} {:>12}", "threshold", format!("{t:.4} ({name})"));
+            println!("{:<28} {}", "FAR at threshold", col(r.far.unwrap_or(f64::NAN), None, true));
+            println!("{:<28} {}", "FRR at threshold", col(r.frr.unwrap_or(f64::NAN), None, true));
+        }
+        println!("{:<28} {}", "accuracy", col(r.accuracy_mean, refv("accuracy_mean"), true));
+    } else {
+        println!("{:<28} {}", "accuracy mean", col(r.accuracy_mean, refv("accuracy_mean"), true));
+        println!("{:<28} {}", "accuracy std", col(r.accuracy_std, refv("accuracy_std"), true));
+    }
+    println!("{:<28} {}", "ROC AUC", col(r.auc, refv("auc"), false));
+    println!("{:<28} {}", "EER", col(r.eer, refv("eer"), true));
+    for t in &r.tar_at_far {
+        let key = format!("{:.0e}", t.far).replace("e-", "e-");
+        let theirs = reference.and_then(|v| v.get("tar_at_far")).and_then(|m| m.get(&key)).and_then(|x| x.as_f64().or_else(|| x.get("tar").and_then(|y| y.as_f64())));
+        println!(
+            "{:<28} {}{}",
+            format!("TAR @ FAR={:.0e}", t.far),
+            col(t.tar, theirs, true),
+            if t.supported { String::new() } else { format!("  (only {} impostor pairs: fewer than 10/FAR, indicative)", r.impostor_pairs) }
+        );
+    }
+    println!("embedding pass: {:.1} s", r.embed_seconds);
+    println!("report: {}", report.display());
+    for p in plots {
+        println!("plot: {}", p.display());
+    }
+}
+
+/// Writes the ROC curve and the similarity histogram (SVG and PNG); returns the files written.
+/// Plot failures are warnings: the numbers matter more than the pictures.
+fn write_eval_plots(out: &Path, title: &str, pairs: &[LabelledPair], r: &EvalReport, reference: Option<&serde_json::Value>) -> Vec<PathBuf> {
+    let (mut g, mut i) = (Vec::new(), Vec::new());
+    for (p, s) in pairs.iter().zip(&r.similarities) {
+        if p.same {
+            g.push(*s)
+        } else {
+            i.push(*s)
+        }
+    }
+    let to_points = |roc: &[eval::RocPoint]| -> Vec<faceprint::plot::RocPoint> {
+        roc.iter().map(|p| faceprint::plot::RocPoint { far: p.far, tar: p.tar, threshold: p.threshold }).collect()
+    };
+    let ours = to_points(&eval::roc_curve(&g, &i));
+    let mut theirs = Vec::new();
+    if let Some(sims) = reference.and_then(|v| v.get("similarities")).and_then(|s| s.as_array()) {
+        if sims.len() == pairs.len() {
+            let (mut rg, mut ri) = (Vec::new(), Vec::new());
+            for (p, s) in pairs.iter().zip(sims) {
+                let s = s.as_f64().unwrap_or(-1.0) as f32;
+                if p.same {
+                    rg.push(s)
+                } else {
+                    ri.push(s)
+                }
+            }
+            theirs = to_points(&eval::roc_curve(&rg, &ri));
+        }
+    }
+    let mut curves: Vec<(&str, &[faceprint::plot::RocPoint])> = vec![("faceprint", &ours)];
+    if !theirs.is_empty() {
+        curves.push(("reference (insightface)", &theirs));
+    }
+    let marks: Vec<(String, f64, f64)> = r.tar_at_far.iter().map(|t| (format!("FAR={:.0e}", t.far), t.far, t.tar)).collect();
+    let marks_ref: Vec<(&str, f64, f64)> = marks.iter().map(|(l, f, t)| (l.as_str(), *f, *t)).collect();
+    let mut files = Vec::new();
+    match faceprint::plot::roc_plot(&out.join("roc"), &format!("ROC: {title}"), &curves, &marks_ref) {
+        Ok(f) => files.extend(f),
+        Err(e) => eprintln!("warning: ROC plot: {e}"),
+    }
+    let mut lines: Vec<(String, f32)> = Vec::new();
+    if let Some((t, name)) = &r.threshold {
+        lines.push((name.clone(), *t));
+    } else if !r.folds.is_empty() {
+        let mean = r.folds.iter().map(|f| f.threshold).sum::<f32>() / r.folds.len() as f32;
+        lines.push(("mean fold threshold".into(), mean));
+    }
+    let lines_ref: Vec<(&str, f32)> = lines.iter().map(|(l, t)| (l.as_str(), *t)).collect();
+    match faceprint::plot::similarity_histogram(&out.join("similarity_histogram"), &format!("Cosine similarity: {title}"), &g, &i, &lines_ref, 100) {
+        Ok(f) => files.extend(f),
+        Err(e) => eprintln!("warning: histogram plot: {e}"),
+    }
+    files
+}
+
+#[allow(clippy::too_many_arguments)]
+fn calibrate_cmd(
+    g: &Global,
+    m: &ModelArgs,
+    lfw_pairs: Option<PathBuf>,
+    root: Option<PathBuf>,
+    all_pairs: bool,
+    pairs: Option<PathBuf>,
+    identities: Option<PathBuf>,
+    fars: &[f64],
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(f) = fars.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
+        anyhow::bail!(Error::InvalidParameter { name: "far", message: format!("{f} is outside (0, 1)") });
+    }
+    let analyzer = FaceAnalyzer::load(config(g, m, true))?;
+    let model = analyzer.model_id()?.clone();
+    // Either labelled pairs, or identity-labelled images for all pairs.
+    enum Input {
+        Pairs(Vec<LabelledPair>),
+        Identities(Vec<(String, PathBuf)>),
+    }
+    let (input, source) = match (lfw_pairs, pairs, identities) {
+        (Some(p), None, None) => {
+            let root = root.context("--lfw-pairs needs --root")?;
+            let listed = eval::read_lfw_pairs(&p, &root).map_err(Error::from)?;
+            if all_pairs {
+                let mut imgs: Vec<PathBuf> = listed.iter().flat_map(|x| [x.a.clone(), x.b.clone()]).collect();
+                imgs.sort();
+                imgs.dedup();
+                let n = imgs.len();
+                let items = imgs.into_iter().map(|i| (identity_of(&i), i)).collect();
+                (Input::Identities(items), format!("LFW: all pairs among the {n} images of {}, by identity", p.display()))
+            } else {
+                (Input::Pairs(listed), format!("LFW pairs {}", p.display()))
+            }
+        }
+        (None, Some(t), None) => (Input::Pairs(eval::read_tsv_pairs(&t).map_err(Error::from)?), format!("pairs {}", t.display())),
+        (None, None, Some(dir)) => {
+            let mut items = Vec::new();
+            for p in expand_images(std::slice::from_ref(&dir)) {
+                items.push((identity_of(&p), p));
+            }
+            let n = items.len();
+            (Input::Identities(items), format!("all pairs among {n} images of {}, by identity folder", dir.display()))
+        }
+        _ => anyhow::bail!(Error::InvalidParameter { name: "input", message: "give one of --lfw-pairs (with --root), --pairs or --identities".into() }),
+    };
+    let images: Vec<PathBuf> = match &input {
+        Input::Pairs(p) => {
+            let mut v: Vec<PathBuf> = p.iter().flat_map(|x| [x.a.clone(), x.b.clone()]).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        Input::Identities(items) => items.iter().map(|(_, p)| p.clone()).collect(),
+    };
+    let pb = progress_bar(images.len(), "embedding");
+    let gate = gate_of(m);
+    let (outcomes, cache_err) = eval::embed_pair_images(&analyzer, &images, (!m.no_quality_gate).then_some(&gate), |d, _| pb.set_position(d as u64));
+    pb.finish_and_clear();
+    if let Some(e) = cache_err {
+        eprintln!("warning: {e}; results were not cached");
+    }
+    let no_face = outcomes.values().filter(|o| o.embedding.is_none()).count();
+    let (genuine, impostor) = match &input {
+        Input::Pairs(p) => {
+            let (sims, _) = eval::pair_similarities(p, &outcomes);
+            let (mut g, mut i) = (Vec::new(), Vec::new());
+            for (x, s) in p.iter().zip(sims) {
+                if x.same {
+                    g.push(s)
+                } else {
+                    i.push(s)
+                }
+            }
+            (g, i)
+        }
+        Input::Identities(items) => {
+            // Images without a usable face are left out here: all-pairs calibration describes the
+            // comparisons that happen, and a faceless image is refused before any comparison.
+            let with: Vec<(String, Vec<f32>)> = items
+                .iter()
+                .filter_map(|(id, p)| outcomes.get(p).and_then(|o| o.embedding.clone()).map(|e| (id.clone(), e)))
+                .collect();
+            faceprint::calibrate::all_pairs_similarities(&with)
+        }
+    };
+    let source = format!(
+        "{source}; {} images, {no_face} without a usable face{}; quality gate {}; pipeline {}",
+        images.len(),
+        if matches!(input, Input::Identities(_)) { " (left out)" } else { " (pairs kept, similarity -1)" },
+        if m.no_quality_gate { "off" } else { "default" },
+        analyzer.pipeline_key()
+    );
+    let cal = Calibration::compute(model.clone(), source, &genuine, &impostor, fars)?;
+    let path = out.unwrap_or_else(|| Calibration::user_path(analyzer.data_dir(), &model));
+    cal.save(&path)?;
+    if g.json {
+        println!("{}", serde_json::to_string(&cal)?);
+    } else {
+        println!("model {model}: {} genuine and {} impostor pairs ({})", cal.genuine_pairs, cal.impostor_pairs, cal.source);
+        println!("{:>10} {:>10} {:>12} {:>24} {:>9} {:>20}  supported", "FAR target", "threshold", "FAR", "FAR 95% CI", "FRR", "FRR 95% CI");
+        for p in &cal.operating_points {
+            println!(
+                "{:>10.0e} {:>10.4} {:>12.3e} {:>24} {:>8.3}% {:>20}  {}",
+                p.far_target,
+                p.threshold,
+                p.far,
+                format!("{:.2e}–{:.2e}", p.far_ci95.0, p.far_ci95.1),
+                p.frr * 100.0,
+                format!("{:.3}%–{:.3}%", p.frr_ci95.0 * 100.0, p.frr_ci95.1 * 100.0),
+                if p.supported { "yes".to_string() } else { format!("no: fewer than {:.0} impostor pairs", faceprint::calibrate::SUPPORT_FACTOR / p.far_target) }
+            );
+        }
+        println!("best accuracy {:.3}% at threshold {:.4}; EER {:.3}% at {:.4}", cal.best_accuracy.1 * 100.0, cal.best_accuracy.0, cal.eer.0 * 100.0, cal.eer.1);
+        println!("written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The identity of an image in an identity-per-folder layout: its parent folder's name.
+fn identity_of(p: &Path) -> String {
+    p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }

@@ -1,0 +1,302 @@
+//! Calibration: operating points of a model, each a threshold tied to the false-accept rate it
+//! gave on labelled pairs, and the file that stores them.
+//!
+//! An operating point at a target FAR is the lowest threshold whose FAR on the calibration
+//! impostor pairs is ≤ the target ([`crate::eval::at_far`]); it reports the measured FAR and FRR
+//! there with 95 % Wilson intervals ([`crate::eval::wilson_interval`]). A target is *supported*
+//! when the impostor pairs number at least 10 / target, so that about 10 or more false accepts
+//! stand behind the estimate; otherwise the point is still computed but marked unsupported and
+//! never chosen by `--far`.
+//!
+//! The default model's calibration, computed on LFW, is compiled in
+//! (`calibration/w600k_mbf-9cc6e4a75f0e2bf0.json`); `faceprint calibrate` writes others to
+//! `<data>/calibration/<model id>.json`, which take precedence.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::Threshold;
+use crate::embed::ModelId;
+use crate::eval::{self, RocPoint};
+
+/// FAR targets computed by default.
+pub const DEFAULT_FAR_TARGETS: [f64; 3] = [1e-2, 1e-3, 1e-4];
+
+/// The FAR of the operating point that decisions use unless told otherwise.
+pub const DEFAULT_FAR: f64 = 1e-3;
+
+/// Impostor pairs needed per unit of FAR for a target to count as supported (≈ 10 expected false
+/// accepts at the target).
+pub const SUPPORT_FACTOR: f64 = 10.0;
+
+/// One operating point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatingPoint {
+    /// The FAR asked for, in (0, 1).
+    pub far_target: f64,
+    /// Cosine-similarity threshold (same when similarity ≥ threshold), in [−1, 1].
+    pub threshold: f32,
+    /// FAR measured at the threshold on the calibration impostor pairs.
+    pub far: f64,
+    /// 95 % Wilson interval of the FAR.
+    pub far_ci95: (f64, f64),
+    /// FRR (= 1 − TAR) measured at the threshold on the calibration genuine pairs.
+    pub frr: f64,
+    /// 95 % Wilson interval of the FRR.
+    pub frr_ci95: (f64, f64),
+    /// Whether the impostor pairs support this target (≥ 10 / target pairs).
+    pub supported: bool,
+}
+
+/// A model's calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// The model whose embeddings these thresholds apply to.
+    pub model: ModelId,
+    /// Where the pairs came from (data set, protocol, pipeline settings).
+    pub source: String,
+    /// Number of genuine (same-person) pairs.
+    pub genuine_pairs: usize,
+    /// Number of impostor (different-person) pairs.
+    pub impostor_pairs: usize,
+    /// Operating points, by increasing FAR target.
+    pub operating_points: Vec<OperatingPoint>,
+    /// Threshold of best accuracy on the calibration pairs ([`eval::fit_threshold`]) and that
+    /// accuracy.
+    pub best_accuracy: (f32, f64),
+    /// Equal error rate and its threshold.
+    pub eer: (f64, f32),
+}
+
+/// Errors of calibration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CalibrationError {
+    /// Too few pairs to calibrate.
+    #[error("cannot calibrate from {genuine} genuine and {impostor} impostor pairs: need at least 1 of each")]
+    TooFewPairs {
+        /// Genuine pairs given.
+        genuine: usize,
+        /// Impostor pairs given.
+        impostor: usize,
+    },
+    /// No calibration is known for the model.
+    #[error("no calibration for model {model}; run `faceprint calibrate` on labelled pairs, or pass --threshold")]
+    Missing {
+        /// The model.
+        model: ModelId,
+    },
+    /// The requested FAR has no supported operating point.
+    #[error("model {model} has no supported operating point at FAR {far:e} (supported: {available}); pass --threshold or calibrate on more impostor pairs")]
+    NoOperatingPoint {
+        /// The model.
+        model: ModelId,
+        /// The FAR asked for.
+        far: f64,
+        /// The FARs available.
+        available: String,
+    },
+    /// A calibration file that cannot be read or written.
+    #[error("{path}: {detail}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl Calibration {
+    /// Computes a calibration from genuine and impostor similarities at `far_targets`.
+    ///
+    /// # Errors
+    /// [`CalibrationError::TooFewPairs`] without at least one pair of each kind.
+    pub fn compute(model: ModelId, source: String, genuine: &[f32], impostor: &[f32], far_targets: &[f64]) -> Result<Self, CalibrationError> {
+        if genuine.is_empty() || impostor.is_empty() {
+            return Err(CalibrationError::TooFewPairs { genuine: genuine.len(), impostor: impostor.len() });
+        }
+        let roc = eval::roc_curve(genuine, impostor);
+        let mut targets = far_targets.to_vec();
+        targets.sort_by(|a, b| a.total_cmp(b));
+        let operating_points = targets
+            .iter()
+            .filter_map(|&target| eval::at_far(&roc, target).map(|p| point(&p, target, genuine.len(), impostor.len())))
+            .collect();
+        let best_accuracy = eval::fit_threshold(genuine, impostor).expect("pairs present");
+        let eer = eval::eer(&roc).unwrap_or((f64::NAN, f32::NAN));
+        Ok(Calibration {
+            model,
+            source,
+            genuine_pairs: genuine.len(),
+            impostor_pairs: impostor.len(),
+            operating_points,
+            best_accuracy,
+            eer,
+        })
+    }
+
+    /// The supported operating point at `far` (matched within 1 %), as a decision threshold.
+    ///
+    /// # Errors
+    /// [`CalibrationError::NoOperatingPoint`] when there is none.
+    pub fn threshold_at(&self, far: f64) -> Result<Threshold, CalibrationError> {
+        let p = self
+            .operating_points
+            .iter()
+            .find(|p| p.supported && (p.far_target - far).abs() <= far * 0.01)
+            .ok_or_else(|| CalibrationError::NoOperatingPoint {
+                model: self.model.clone(),
+                far,
+                available: self
+                    .operating_points
+                    .iter()
+                    .filter(|p| p.supported)
+                    .map(|p| format!("{:e}", p.far_target))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok(Threshold {
+            similarity: p.threshold,
+            name: format!("FAR={:e}", p.far_target),
+            note: format!(
+                "on {}: FAR {:.2e} (95% CI {:.1e}–{:.1e}) over {} impostor pairs, FRR {:.4} (95% CI {:.4}–{:.4}) over {} genuine pairs",
+                self.source, p.far, p.far_ci95.0, p.far_ci95.1, self.impostor_pairs, p.frr, p.frr_ci95.0, p.frr_ci95.1, self.genuine_pairs
+            ),
+            far: Some(p.far),
+            frr: Some(p.frr),
+        })
+    }
+
+    /// Writes the calibration as pretty JSON (atomically: temp file, then rename).
+    ///
+    /// # Errors
+    /// [`CalibrationError::File`].
+    pub fn save(&self, path: &Path) -> Result<(), CalibrationError> {
+        let err = |detail: String| CalibrationError::File { path: path.to_path_buf(), detail };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let json = serde_json::to_string_pretty(self).map_err(|e| err(e.to_string()))?;
+        let tmp = path.with_extension("json.partial");
+        std::fs::write(&tmp, json + "\n").map_err(|e| err(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    }
+
+    /// Reads a calibration file.
+    ///
+    /// # Errors
+    /// [`CalibrationError::File`].
+    pub fn load(path: &Path) -> Result<Self, CalibrationError> {
+        let err = |detail: String| CalibrationError::File { path: path.to_path_buf(), detail };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+    }
+
+    /// Where `faceprint calibrate` stores the calibration of `model` under the data directory.
+    pub fn user_path(data: &Path, model: &ModelId) -> PathBuf {
+        data.join("calibration").join(format!("{model}.json"))
+    }
+
+    /// The calibration for `model`: the user's file under `data` if present, else the compiled-in
+    /// one of the default model.
+    ///
+    /// # Errors
+    /// [`CalibrationError::Missing`] when neither exists; [`CalibrationError::File`] for an
+    /// unreadable user file.
+    pub fn for_model(data: &Path, model: &ModelId) -> Result<Self, CalibrationError> {
+        let user = Self::user_path(data, model);
+        if user.is_file() {
+            return Self::load(&user);
+        }
+        let builtin: Calibration = serde_json::from_str(BUILTIN_W600K_MBF).map_err(|e| CalibrationError::File {
+            path: PathBuf::from("calibration/w600k_mbf-9cc6e4a75f0e2bf0.json (compiled in)"),
+            detail: e.to_string(),
+        })?;
+        if &builtin.model == model {
+            Ok(builtin)
+        } else {
+            Err(CalibrationError::Missing { model: model.clone() })
+        }
+    }
+}
+
+/// The default recogniser's calibration on LFW, compiled in.
+const BUILTIN_W600K_MBF: &str = include_str!("../calibration/w600k_mbf-9cc6e4a75f0e2bf0.json");
+
+fn point(p: &RocPoint, target: f64, n_genuine: usize, n_impostor: usize) -> OperatingPoint {
+    let fa = (p.far * n_impostor as f64).round() as usize;
+    let fr = ((1.0 - p.tar) * n_genuine as f64).round() as usize;
+    OperatingPoint {
+        far_target: target,
+        threshold: p.threshold,
+        far: p.far,
+        far_ci95: eval::wilson_interval(fa, n_impostor),
+        frr: 1.0 - p.tar,
+        frr_ci95: eval::wilson_interval(fr, n_genuine),
+        supported: n_impostor as f64 >= SUPPORT_FACTOR / target,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operating_points_and_support() {
+        // 1,000 impostors spread over [−0.5, 0.5), 100 genuine over [0.3025, 0.8025).
+        let impostor: Vec<f32> = (0..1000).map(|i| -0.5 + i as f32 / 1000.0).collect();
+        let genuine: Vec<f32> = (0..100).map(|i| 0.3025 + i as f32 / 200.0).collect();
+        let c = Calibration::compute(ModelId("m".into()), "synthetic".into(), &genuine, &impostor, &[1e-2, 1e-3, 1e-4]).unwrap();
+        let p2 = &c.operating_points[2];
+        assert_eq!(p2.far_target, 1e-2);
+        // FAR ≤ 1 %: at most 10 impostors ≥ t → lowest such t is the 10th highest impostor, 0.49.
+        assert!((p2.threshold - 0.49).abs() < 1e-5, "{}", p2.threshold);
+        assert!((p2.far - 0.01).abs() < 1e-12);
+        // Genuine below 0.49: 0.3025 + i/200 < 0.49 → i ≤ 37 → FRR 0.38.
+        assert!((p2.frr - 0.38).abs() < 1e-9, "{}", p2.frr);
+        assert!(p2.supported, "1,000 ≥ 10 / 1e-2");
+        assert!(!c.operating_points[1].supported && !c.operating_points[0].supported);
+        let t = c.threshold_at(1e-2).unwrap();
+        assert_eq!(t.similarity, p2.threshold);
+        assert!(t.note.contains("FAR"));
+        assert!(matches!(c.threshold_at(1e-3), Err(CalibrationError::NoOperatingPoint { .. })));
+    }
+
+    #[test]
+    fn all_pairs_split_by_identity() {
+        let items = vec![
+            ("a".to_string(), vec![1.0, 0.0]),
+            ("a".to_string(), vec![0.0, 1.0]),
+            ("b".to_string(), vec![1.0, 0.0]),
+        ];
+        let (g, i) = all_pairs_similarities(&items);
+        assert_eq!(g, vec![0.0]);
+        assert_eq!(i, vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn builtin_calibration_parses_and_has_the_default_point() {
+        let c: Calibration = serde_json::from_str(BUILTIN_W600K_MBF).unwrap();
+        assert_eq!(c.model.0, "w600k_mbf-9cc6e4a75f0e2bf0");
+        assert!(c.threshold_at(DEFAULT_FAR).is_ok());
+    }
+}
+
+/// Similarities of all pairs of a labelled set of embeddings: genuine = every pair within an
+/// identity, impostor = every pair across identities. `items` are (identity, unit vector).
+/// O(n²·D) dot products: 7,701 LFW images give 29.6 M pairs in a few seconds.
+pub fn all_pairs_similarities(items: &[(String, Vec<f32>)]) -> (Vec<f32>, Vec<f32>) {
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::with_capacity(items.len() * items.len().saturating_sub(1) / 2));
+    for i in 0..items.len() {
+        for j in i + 1..items.len() {
+            let s = crate::compare::dot(&items[i].1, &items[j].1).clamp(-1.0, 1.0);
+            if items[i].0 == items[j].0 {
+                genuine.push(s)
+            } else {
+                impostor.push(s)
+            }
+        }
+    }
+    (genuine, impostor)
+}
