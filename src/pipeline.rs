@@ -46,6 +46,10 @@ pub struct AnalyzerConfig {
     pub batch_size: usize,
     /// Load the recogniser (false for detection-only use: faster start).
     pub load_recognizer: bool,
+    /// Images analysed at once by [`FaceAnalyzer::analyze_files`] (≥ 1). With more than one,
+    /// each model gets that many single-threaded sessions ([`RuntimeOptions::sessions`]) instead of
+    /// one session on the shared multi-threaded pool. Default 1.
+    pub workers: usize,
     /// Embed each face also mirrored and average (flip test; twice the recogniser time, higher
     /// accuracy: see README). Default false.
     pub flip: bool,
@@ -67,6 +71,7 @@ impl Default for AnalyzerConfig {
             decode: DecodeOptions::default(),
             batch_size: DEFAULT_BATCH_SIZE,
             load_recognizer: true,
+            workers: 1,
             flip: false,
             quality_gate: QualityGate::default(),
             cache: None,
@@ -175,8 +180,12 @@ impl FaceAnalyzer {
         if config.load_recognizer {
             models::verify_file(&rec_path, Role::Recognizer)?;
         }
-        runtime::init(&data, &config.runtime)?;
-        let detector = ScrfdDetector::load(&det_path, &config.runtime)?;
+        let mut rt = config.runtime.clone();
+        if config.workers > 1 {
+            rt.sessions = rt.sessions.max(config.workers);
+        }
+        runtime::init(&data, &rt)?;
+        let detector = ScrfdDetector::load(&det_path, &rt)?;
         if !detector.has_landmarks() {
             return Err(Error::Model(models::ModelError::Incompatible {
                 role: Role::Detector.to_string(),
@@ -185,7 +194,7 @@ impl FaceAnalyzer {
             }));
         }
         let recognizer = if config.load_recognizer {
-            Some(ArcFaceRecognizer::load(&rec_path, &config.runtime)?.with_batch_size(config.batch_size))
+            Some(ArcFaceRecognizer::load(&rec_path, &rt)?.with_batch_size(config.batch_size))
         } else {
             None
         };
@@ -343,8 +352,8 @@ impl FaceAnalyzer {
         imageio::open(path, &self.config.decode).map_err(|source| Error::Image { path: path.to_path_buf(), source })
     }
 
-    /// Analyses many files, reading and decoding the next image on a second thread while the
-    /// current one is in inference. With a cache configured and `embed`, an image whose content
+    /// Analyses many files: one thread reads and decodes ahead while [`AnalyzerConfig::workers`]
+    /// threads run inference. With a cache configured and `embed`, an image whose content
     /// hash and [`Self::pipeline_key`] are cached is not decoded or analysed again, and new
     /// results are stored in batches of 64. Calls `on_result` once per path, in input order; a
     /// broken file gives an `Err` for that path and the rest go on.
@@ -362,7 +371,10 @@ impl FaceAnalyzer {
         }
         let cache = if embed { self.cache.as_ref() } else { None };
         let key = self.pipeline_key();
-        let (tx, rx) = mpsc::sync_channel::<(usize, Result<Item>)>(4);
+        let workers = self.config.workers.max(1);
+        let (tx, rx) = mpsc::sync_channel::<(usize, Result<Item>)>(2 * workers);
+        let rx = std::sync::Mutex::new(rx);
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Result<AnalyzedImage>, Option<String>)>();
         let mut pending: Vec<(String, AnalyzedImage)> = Vec::new();
         let mut cache_error: Option<Error> = None;
         let flush = |pending: &mut Vec<(String, AnalyzedImage)>, cache_error: &mut Option<Error>| {
@@ -377,6 +389,7 @@ impl FaceAnalyzer {
         std::thread::scope(|scope| {
             let decode = self.config.decode.clone();
             let key = &key;
+            // Reader: bytes, content hash, cache lookup, decode.
             scope.spawn(move || {
                 for (i, p) in paths.iter().enumerate() {
                     let item = (|| -> Result<Item> {
@@ -397,20 +410,37 @@ impl FaceAnalyzer {
                     }
                 }
             });
-            for (i, item) in rx {
-                let path = &paths[i];
-                let r = match item {
-                    Ok(Item::Cached(hit)) => Ok(hit),
-                    Ok(Item::Decoded(hash, img)) => self.analyze(path, &img, embed).inspect(|a| {
-                        if let Some(h) = hash {
-                            pending.push((h, a.clone()));
-                        }
-                    }),
-                    Err(e) => Err(e),
-                };
-                on_result(path, r);
-                if pending.len() >= 64 {
-                    flush(&mut pending, &mut cache_error);
+            // Inference workers.
+            for _ in 0..workers {
+                let (rx, done_tx) = (&rx, done_tx.clone());
+                scope.spawn(move || loop {
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((i, item)) = next else { break };
+                    let out = match item {
+                        Ok(Item::Cached(hit)) => (i, Ok(hit), None),
+                        Ok(Item::Decoded(hash, img)) => (i, self.analyze(&paths[i], &img, embed), hash),
+                        Err(e) => (i, Err(e), None),
+                    };
+                    if done_tx.send(out).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(done_tx);
+            // Results in input order.
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0usize;
+            for (i, r, hash) in done_rx {
+                waiting.insert(i, (r, hash));
+                while let Some((r, hash)) = waiting.remove(&next) {
+                    if let (Ok(a), Some(h)) = (&r, hash) {
+                        pending.push((h, a.clone()));
+                    }
+                    on_result(&paths[next], r);
+                    next += 1;
+                    if pending.len() >= 64 {
+                        flush(&mut pending, &mut cache_error);
+                    }
                 }
             }
         });

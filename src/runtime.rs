@@ -22,6 +22,10 @@ pub struct RuntimeOptions {
     /// Threads of the process-wide ONNX Runtime intra-op pool, fixed by the first [`init`].
     /// `None` = available cores.
     pub intra_threads: Option<usize>,
+    /// Sessions per model, for running several images at once ([`SessionPool`]); 0 or 1 = one
+    /// session on the shared pool. With more than one, each session runs single-threaded on its
+    /// caller's thread, so N concurrent inferences use N cores without contending for a pool.
+    pub sessions: usize,
 }
 
 static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -46,17 +50,20 @@ pub fn init(data: &Path, opts: &RuntimeOptions) -> Result<(), ModelError> {
 }
 
 fn load(data: &Path, opts: &RuntimeOptions) -> Result<ort::environment::Environment, String> {
-    let path = match (&opts.library, std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty())) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => PathBuf::from(p),
+    let (path, given_by) = match (&opts.library, std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty())) {
+        (Some(p), _) => (p.clone(), Some("--ort-lib")),
+        (None, Some(p)) => (PathBuf::from(p), Some("ORT_DYLIB_PATH")),
         (None, None) => {
             let p = models::default_path(data, Role::Runtime);
             models::verify_file(&p, Role::Runtime).map_err(|e| e.to_string())?;
-            p
+            (p, None)
         }
     };
     if !path.is_file() {
-        return Err(format!("library {} does not exist; run `{}`", path.display(), models::INSTALL_HINT));
+        return Err(match given_by {
+            Some(how) => format!("library {} (from {how}) does not exist", path.display()),
+            None => format!("library {} does not exist; run `{}`", path.display(), models::INSTALL_HINT),
+        });
     }
     let builder = ort::init_from(&path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
     let threads = opts
@@ -82,7 +89,7 @@ fn load(data: &Path, opts: &RuntimeOptions) -> Result<ort::environment::Environm
 ///
 /// # Errors
 /// [`ModelError::Runtime`] when ONNX Runtime rejects the file (not ONNX, unsupported operators).
-pub fn session(path: &Path, _opts: &RuntimeOptions) -> Result<Session, ModelError> {
+pub fn session(path: &Path, opts: &RuntimeOptions) -> Result<Session, ModelError> {
     let err = |e: ort::Error| ModelError::Runtime { detail: format!("{}: {e}", path.display()) };
     let env = match ENV.get() {
         Some(Ok(env)) => env,
@@ -90,7 +97,63 @@ pub fn session(path: &Path, _opts: &RuntimeOptions) -> Result<Session, ModelErro
         None => return Err(ModelError::Runtime { detail: "ONNX Runtime is not initialised (call runtime::init first)".into() }),
     };
     let builder = Session::builder(env).map_err(err)?;
-    let mut builder = builder.with_optimization_level(GraphOptimizationLevel::Level3).map_err(|e| err(e.into()))?;
-    // Sessions run on the environment's global thread pool (see `load`).
+    let builder = builder.with_optimization_level(GraphOptimizationLevel::All).map_err(|e| err(e.into()))?;
+    let mut builder = if opts.sessions > 1 {
+        // One thread per session, on the caller's thread: no pool threads at all.
+        builder
+            .with_independent_thread_pool()
+            .and_then(|b| b.with_intra_threads(1))
+            .and_then(|b| b.with_inter_threads(1))
+            .map_err(|e| err(e.into()))?
+    } else {
+        // The environment's shared pool (see `load`).
+        builder
+    };
     builder.commit_from_file(path).map_err(err)
+}
+
+/// Several sessions of one model, so that several threads can run it at once (ONNX Runtime's
+/// `run` needs exclusive access to a session). A caller takes a free session, or waits for one.
+pub struct SessionPool {
+    sessions: Vec<Mutex<Session>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionPool({} sessions)", self.sessions.len())
+    }
+}
+
+impl SessionPool {
+    /// Creates `opts.sessions.max(1)` sessions of the model at `path`.
+    ///
+    /// # Errors
+    /// As [`session`].
+    pub fn new(path: &Path, opts: &RuntimeOptions) -> Result<Self, ModelError> {
+        let n = opts.sessions.max(1);
+        let sessions = (0..n).map(|_| session(path, opts).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+        Ok(SessionPool { sessions, next: std::sync::atomic::AtomicUsize::new(0) })
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Always false: a pool has at least one session.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// A free session, or (all busy) the next one in turn once it is free.
+    pub fn acquire(&self) -> std::sync::MutexGuard<'_, Session> {
+        for s in &self.sessions {
+            if let Ok(g) = s.try_lock() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.sessions.len();
+        self.sessions[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
 }

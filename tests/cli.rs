@@ -139,20 +139,59 @@ fn missing_or_altered_models_are_refused_with_the_fix() {
 }
 
 #[test]
-fn a_user_model_given_by_path_gets_its_own_model_id() {
-    // The default recogniser copied under another name is accepted as a user model (no pinned
-    // checksum for that name); its id is derived from its content, so it equals the default's
-    // hash part but carries the new stem.
+fn model_ids_follow_content_and_other_models_need_a_threshold() {
     let data = faceprint::models::data_dir(None);
     let dir = tmpdir("user-model");
-    let p = dir.join("my_arcface.onnx");
-    std::fs::copy(data.join("models/w600k_mbf.onnx"), &p).unwrap();
-    let o = faceprint(&["embed", "--json", "--recognizer", s(&p), s(&common::sample("yaoming.jpg"))]);
+    let y = common::sample("yaoming.jpg");
+    // A renamed copy of the default recogniser is the same model: same id, same calibration.
+    let copy = dir.join("renamed.onnx");
+    std::fs::copy(data.join("models/w600k_mbf.onnx"), &copy).unwrap();
+    let o = faceprint(&["embed", "--json", "--recognizer", s(&copy), s(&y)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let rows = stdout_json_lines(&o);
-    assert_eq!(rows[0]["model"], "my_arcface-9cc6e4a75f0e2bf0");
-    // No calibration exists for a user model: compare asks for a threshold.
-    let o = faceprint(&["compare", "--recognizer", s(&p), s(&common::sample("yaoming.jpg")), s(&common::sample("t1.jpg"))]);
+    assert_eq!(stdout_json_lines(&o)[0]["model"], "w600k_mbf-9cc6e4a75f0e2bf0");
+    // Another model (one weight byte changed) gets an id of its own and no calibration: compare
+    // asks for a threshold.
+    let mut bytes = std::fs::read(data.join("models/w600k_mbf.onnx")).unwrap();
+    let k = bytes.len() / 2;
+    bytes[k] ^= 0x10;
+    let other = dir.join("my_arcface.onnx");
+    std::fs::write(&other, &bytes).unwrap();
+    let o = faceprint(&["embed", "--json", "--recognizer", s(&other), s(&y)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = stdout_json_lines(&o)[0]["model"].as_str().unwrap().to_string();
+    assert!(id.starts_with("my_arcface-") && id != "my_arcface-9cc6e4a75f0e2bf0", "{id}");
+    let o = faceprint(&["compare", "--recognizer", s(&other), s(&y), s(&common::sample("t1.jpg"))]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--threshold"));
+    let o = faceprint(&["compare", "--recognizer", s(&other), "--threshold", "0.3", s(&y), s(&y)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn closed_pipes_and_bad_values() {
+    // `| head` closes the pipe early: the process ends quietly (SIGPIPE), never with a panic.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' models list | head -c 10 >/dev/null; echo done", env!("CARGO_BIN_EXE_faceprint")))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+    let y = common::sample("yaoming.jpg");
+    for bad in ["ALL", "3.0", ""] {
+        assert_eq!(faceprint(&["compare", s(&y), s(&y), "--face-b", bad]).status.code(), Some(2), "--face-b {bad:?}");
+    }
+    assert_eq!(faceprint(&["bench", "--runs", "0"]).status.code(), Some(2));
+    assert_eq!(faceprint(&["detect", "--batch-size", "0", s(&y)]).status.code(), Some(2));
+    assert_eq!(faceprint(&["detect", "--det-thresh", "0", s(&y)]).status.code(), Some(2));
+    // An empty folder is reported, not silently accepted.
+    let empty = tmpdir("empty-folder");
+    let o = faceprint(&["detect", s(&empty)]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no image files"));
+    // --json errors are JSON on stdout too.
+    let o = faceprint(&["--json", "compare", s(&y), s(&empty.join("nope.jpg"))]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    assert!(v["error"].as_str().unwrap().contains("nope.jpg"));
 }

@@ -59,15 +59,15 @@ struct ModelArgs {
     #[arg(long)]
     ort_lib: Option<PathBuf>,
     /// ONNX Runtime intra-op threads [default: number of cores]
-    #[arg(long)]
-    threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// Detector input size, pixels, multiple of 32
     #[arg(long, default_value_t = 640)]
     det_size: u32,
     /// Minimum detection score in [0, 1]
     #[arg(long, default_value_t = 0.5)]
     det_thresh: f32,
-    /// Skip the second, small-input detection pass that finds faces filling the frame
+    /// Skip the second detection pass (input 128 px) that finds faces filling the frame
     #[arg(long)]
     no_full_frame_pass: bool,
     /// Maximum image size in pixels (width × height), against decompression bombs
@@ -76,9 +76,12 @@ struct ModelArgs {
     /// Do not apply the EXIF Orientation tag
     #[arg(long)]
     ignore_exif_orientation: bool,
+    /// Images analysed at once in batch commands; with N > 1 each runs single-threaded (throughput)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
     /// Faces per recogniser inference call
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    batch_size: u16,
     /// Do not refuse faces below the quality minimums
     #[arg(long)]
     no_quality_gate: bool,
@@ -100,9 +103,12 @@ struct ModelArgs {
     /// Flip test: embed each face also mirrored and sum (more accurate, twice the recogniser time)
     #[arg(long)]
     flip: bool,
-    /// Do not read or write the embedding cache (<data>/cache/embeddings.sqlite)
+    /// Do not read or write the embedding cache
     #[arg(long)]
     no_cache: bool,
+    /// Embedding cache file [default: <data>/cache/embeddings.sqlite]
+    #[arg(long, env = "FACEPRINT_CACHE")]
+    cache: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,8 +191,8 @@ enum Cmd {
         /// Images for the end-to-end benchmark (files or directories)
         images: Vec<PathBuf>,
         /// Timed repetitions of each measurement
-        #[arg(long, default_value_t = 10)]
-        runs: usize,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        runs: u16,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -254,14 +260,37 @@ enum ModelsCmd {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts; writing to
+    // a closed pipe (`faceprint ... | head`) then ends the process quietly instead of panicking.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
+    let json = cli.global.json;
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit_code_of(&e))
+            let code = exit_code_of(&e);
+            let msg = error_text(&e);
+            eprintln!("error: {msg}");
+            if json {
+                println!("{}", json!({"error": msg, "exit_code": code}));
+            }
+            ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes, each cause shown only if the text before does not already say it.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text = format!("{text}: {c}");
+        }
+    }
+    text
 }
 
 fn exit_code_of(e: &anyhow::Error) -> u8 {
@@ -286,7 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Calibrate { lfw_pairs, root, all_pairs, pairs, identities, far, out, model } => {
             calibrate_cmd(&g, &model, lfw_pairs, root, all_pairs, pairs, identities, &far, out)
         }
-        Cmd::Bench { images, runs, model } => bench(&g, &model, &images, runs),
+        Cmd::Bench { images, runs, model } => bench(&g, &model, &images, runs as usize),
     }
 }
 
@@ -295,7 +324,7 @@ fn config(g: &Global, m: &ModelArgs, load_recognizer: bool) -> AnalyzerConfig {
         data_dir: g.data_dir.clone(),
         detector: m.detector.clone(),
         recognizer: m.recognizer.clone(),
-        runtime: RuntimeOptions { library: m.ort_lib.clone(), intra_threads: m.threads },
+        runtime: RuntimeOptions { library: m.ort_lib.clone(), intra_threads: m.threads.map(usize::from), sessions: 0 },
         detector_params: DetectorParams {
             input_size: m.det_size,
             score_threshold: m.det_thresh,
@@ -306,14 +335,15 @@ fn config(g: &Global, m: &ModelArgs, load_recognizer: bool) -> AnalyzerConfig {
             max_pixels: m.max_pixels,
             apply_exif_orientation: !m.ignore_exif_orientation,
         },
-        batch_size: m.batch_size.max(1),
+        batch_size: m.batch_size as usize,
         load_recognizer,
+        workers: m.workers as usize,
         flip: m.flip,
         quality_gate: if m.no_quality_gate { QualityGate::off() } else { gate_of(m) },
         cache: if m.no_cache || !load_recognizer {
             None
         } else {
-            Some(EmbeddingCache::default_path(&models::data_dir(g.data_dir.as_deref())))
+            Some(m.cache.clone().unwrap_or_else(|| EmbeddingCache::default_path(&models::data_dir(g.data_dir.as_deref()))))
         },
     }
 }
@@ -373,23 +403,27 @@ fn models_cmd(g: &Global, cmd: ModelsCmd) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn expand_images(inputs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+/// The image files named by `inputs`: files as given (their format is read from the content),
+/// directories searched recursively for files with an image extension (jpg, jpeg, png, webp,
+/// bmp, tif, tiff, gif; any case), sorted, following symbolic links with loop detection.
+/// Problems met while walking (loops, unreadable folders) are returned as failures.
+fn expand_images(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let (mut out, mut failures) = (Vec::new(), Vec::new());
     for p in inputs {
         if p.is_dir() {
-            let mut stack = vec![p.clone()];
             let mut files = Vec::new();
-            while let Some(d) = stack.pop() {
-                if let Ok(rd) = std::fs::read_dir(&d) {
-                    for e in rd.flatten() {
-                        let path = e.path();
-                        if path.is_dir() {
-                            stack.push(path);
-                        } else if is_image_name(&path) {
-                            files.push(path);
-                        }
+            for entry in walkdir::WalkDir::new(p).follow_links(true) {
+                match entry {
+                    Ok(e) if e.file_type().is_file() && is_image_name(e.path()) => files.push(e.into_path()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        let at = e.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone());
+                        failures.push((at.clone(), format!("{}: {e}", at.display())));
                     }
                 }
+            }
+            if files.is_empty() {
+                failures.push((p.clone(), format!("{}: no image files (jpg, jpeg, png, webp, bmp, tif, tiff, gif) in this folder", p.display())));
             }
             files.sort();
             out.extend(files);
@@ -397,7 +431,7 @@ fn expand_images(inputs: &[PathBuf]) -> Vec<PathBuf> {
             out.push(p.clone());
         }
     }
-    out
+    (out, failures)
 }
 
 fn is_image_name(p: &Path) -> bool {
@@ -430,22 +464,20 @@ fn face_json(img: &AnalyzedImage, f: &faceprint::pipeline::Face) -> serde_json::
 }
 
 fn batch(g: &Global, m: &ModelArgs, inputs: &[PathBuf], embed: bool) -> anyhow::Result<ExitCode> {
-    let paths = expand_images(inputs);
+    let (paths, mut failures) = expand_images(inputs);
     let analyzer = FaceAnalyzer::load(config(g, m, embed))?;
-    let mut failures: Vec<(PathBuf, String)> = Vec::new();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !g.json {
         writeln!(out, "{:<40} {:>4} {:>30} {:>6} {:>6}", "image", "face", "bbox [x1,y1,x2,y2]", "score", "size")?;
     }
-    let total = paths.len();
-    let mut done = 0usize;
+    let total = paths.len() + failures.len();
+    // A progress bar on stderr, drawn only when stderr is a terminal; table rows are printed
+    // with the bar suspended so the two never mix.
+    let pb = if paths.len() > 20 { progress_bar(paths.len(), "images") } else { indicatif::ProgressBar::hidden() };
     let cache_result = analyzer.analyze_files(&paths, embed, |path, res| {
-        done += 1;
-        if total > 20 && !g.json {
-            eprint!("\r{done}/{total} images");
-        }
-        match res {
+        pb.inc(1);
+        pb.suspend(|| match res {
             Ok(img) => {
                 for w in &img.warnings {
                     eprintln!("warning: {}: {w}", path.display());
@@ -485,11 +517,9 @@ fn batch(g: &Global, m: &ModelArgs, inputs: &[PathBuf], embed: bool) -> anyhow::
                 }
                 failures.push((path.to_path_buf(), e.to_string()));
             }
-        }
+        })
     });
-    if total > 20 && !g.json {
-        eprintln!();
-    }
+    pb.finish_and_clear();
     if let Err(e) = cache_result {
         eprintln!("warning: {e}; results were not cached");
     }
@@ -544,7 +574,10 @@ fn compare(
             sel_b = (0..ib.faces.len()).map(FaceSelection::Index).collect();
         }
         Some(s) => {
-            let i: usize = s.parse().with_context(|| format!("--face-b takes a face index or `all`, not {s:?}"))?;
+            let i: usize = s.parse().map_err(|_| Error::InvalidParameter {
+                name: "face-b",
+                message: format!("takes a face index (0, 1, ...) or `all`, not {s:?}"),
+            })?;
             sel_b = vec![FaceSelection::Index(i)];
         }
     }
@@ -558,9 +591,9 @@ fn compare(
             println!(
                 "{}",
                 json!({
-                    "similarity": c.similarity,
-                    "distance": c.distance,
-                    "threshold": c.threshold.similarity,
+                    "similarity": round(c.similarity, 6),
+                    "distance": round(c.distance, 6),
+                    "threshold": round(c.threshold.similarity, 6),
                     "operating_point": c.threshold.name,
                     "far": c.threshold.far,
                     "frr": c.threshold.frr,
@@ -624,8 +657,8 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
     cfg.cache = None;
     let analyzer = FaceAnalyzer::load(cfg)?;
     let rec = analyzer.recognizer().context("recogniser not loaded")?;
-    let threads = m.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let batch = m.batch_size.max(1);
+    let threads = m.threads.map(usize::from).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let batch = m.batch_size as usize;
     // 1. Model time per face: faceprint's embed() (tensor building, inference, normalization)
     //    against the bare session.run on the same prepared tensor.
     let mut seed = 0x2545F4914F6CDD1Du64;
@@ -673,7 +706,11 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
     });
     println!("{model_report}");
     // 2. End to end: decode + detect + align + embed, images per second.
-    let paths = expand_images(inputs);
+    let (paths, walk_failures) = expand_images(inputs);
+    for (_, msg) in &walk_failures {
+        eprintln!("warning: {msg}");
+    }
+    let mut any_failed = false;
     if !paths.is_empty() {
         let mut secs = Vec::new();
         let mut faces = 0usize;
@@ -694,22 +731,26 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
             }
         }
         let s = median(&mut secs);
+        if failed > 0 {
+            any_failed = true;
+            eprintln!("{failed} of {} image(s) failed to load; they count in neither images nor faces", paths.len());
+        }
         println!(
             "{}",
             json!({
                 "bench": "end_to_end",
-                "images": paths.len(),
+                "images": paths.len() - failed,
                 "failed": failed,
                 "faces": faces,
                 "threads": threads,
                 "runs": secs.len(),
                 "seconds_median": s,
-                "images_per_sec": paths.len() as f64 / s,
+                "images_per_sec": (paths.len() - failed) as f64 / s,
                 "faces_per_sec": faces as f64 / s,
             })
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if any_failed || !walk_failures.is_empty() { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS })
 }
 
 /// The threshold of a decision: `--threshold X` if given, else the calibrated operating point at
@@ -956,7 +997,11 @@ fn calibrate_cmd(
         (None, Some(t), None) => (Input::Pairs(eval::read_tsv_pairs(&t).map_err(Error::from)?), format!("pairs {}", t.display())),
         (None, None, Some(dir)) => {
             let mut items = Vec::new();
-            for p in expand_images(std::slice::from_ref(&dir)) {
+            let (found, problems) = expand_images(std::slice::from_ref(&dir));
+            for (_, msg) in &problems {
+                eprintln!("warning: {msg}");
+            }
+            for p in found {
                 items.push((identity_of(&p), p));
             }
             let n = items.len();
