@@ -1525,7 +1525,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "tests::no_font_child",
+                "plot::tests::no_font_child",
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",

@@ -13,9 +13,10 @@
 //! Pose model. With the eyes' midpoint `E`, the mouth corners' midpoint `M`, the nose `N` and the
 //! eye distance `d`, after rotating by −roll about `E`:
 //! - roll = angle of the line from the left to the right eye;
-//! - yaw = asin(clamp(2·(N.x − (E.x + M.x)/2) / d / 0.9)): the nose tip moves sideways off the
-//!   eye–mouth midline by about its depth × sin(yaw), and on the ArcFace template the nose depth
-//!   (from 3-D face averages) is about 0.45 eye distances, hence the 0.9 = 2 × 0.45;
+//! - yaw = atan(2·(N.x − (E.x + M.x)/2) / d / 0.9): turning the head by θ moves the nose tip
+//!   sideways off the eye–mouth midline by its depth × sin θ while the eye distance shrinks to
+//!   d₀ × cos θ, so the ratio grows as 2·(depth/d₀)·tan θ; the nose depth is taken as 0.45 eye
+//!   distances (average adult anthropometry), hence 0.9 = 2 × 0.45;
 //! - pitch = asin(clamp((p − 0.495) / 0.5)) with p = (N.y − E.y)/(M.y − E.y); 0.495 is p on the
 //!   ArcFace template (frontal), positive pitch = looking down.
 
@@ -55,7 +56,7 @@ pub fn pose_from_landmarks(lm: &[[f32; 2]; 5]) -> (f32, f32, f32) {
     };
     let (n, m) = (rot(n), rot([(lmo[0] + rmo[0]) / 2.0, (lmo[1] + rmo[1]) / 2.0]));
     let d = ((re[0] - le[0]).powi(2) + (re[1] - le[1]).powi(2)).sqrt().max(1e-3);
-    let yaw = ((2.0 * (n[0] - m[0] / 2.0) / d) / 0.9).clamp(-1.0, 1.0).asin();
+    let yaw = ((2.0 * (n[0] - m[0] / 2.0) / d) / 0.9).atan();
     let p = if m[1].abs() > 1e-3 { n[1] / m[1] } else { 0.495 };
     let pitch = ((p - 0.495) / 0.5).clamp(-1.0, 1.0).asin();
     (roll.to_degrees(), yaw.to_degrees(), pitch.to_degrees())
@@ -92,18 +93,22 @@ pub fn measure(det: &Detection, aligned: &RgbImage) -> FaceQuality {
     FaceQuality { size: det.size(), score: det.score, roll, yaw, pitch, sharpness: laplacian_variance(aligned) }
 }
 
-/// Minimums a face must meet to be compared (1:1) or enrolled. Defaults chosen by measurement on
-/// LFW (see README, "Face quality"): they reject faces whose embeddings are unreliable while
-/// keeping almost every usable face.
+/// Minimums a face must meet to be compared (1:1) or enrolled.
+///
+/// Defaults chosen by measurement on LFW (7,701 photos, README "Face quality"): gating there does
+/// not change the accuracy on the pairs it keeps (99.62–99.68 % for every setting tried), because
+/// LFW's faces are all usable; so the defaults only refuse clearly unusable faces and keep LFW's
+/// rejected share small.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QualityGate {
     /// Minimum face size (shorter box side), pixels. Default 24: below it, embeddings of the same
     /// face move a lot with ±1 px of landmark noise (cosine to the reference falls under 0.99 on
     /// 13–16 px faces, tests/golden.rs).
     pub min_size: f32,
-    /// Minimum detection score. Default 0.6.
+    /// Minimum detection score. Default 0.5 (the detector's own default threshold: a face found
+    /// with a lowered `--det-thresh` is still refused for comparison).
     pub min_score: f32,
-    /// Maximum |yaw|, degrees. Default 60 (near-profile faces are refused).
+    /// Maximum |yaw|, degrees. Default 75 (profile faces are refused).
     pub max_abs_yaw: f32,
     /// Maximum |pitch|, degrees. Default 45.
     pub max_abs_pitch: f32,
@@ -113,7 +118,7 @@ pub struct QualityGate {
 
 impl Default for QualityGate {
     fn default() -> Self {
-        QualityGate { min_size: 24.0, min_score: 0.6, max_abs_yaw: 60.0, max_abs_pitch: 45.0, min_sharpness: 10.0 }
+        QualityGate { min_size: 24.0, min_score: 0.5, max_abs_yaw: 75.0, max_abs_pitch: 45.0, min_sharpness: 10.0 }
     }
 }
 
@@ -185,12 +190,14 @@ mod tests {
         let r: [[f32; 2]; 5] = rotated.try_into().unwrap();
         let (roll, yaw, pitch) = pose_from_landmarks(&r);
         assert!((roll - 30.0).abs() < 0.5 && yaw.abs() < 2.0 && pitch.abs() < 1.0);
-        // Nose moved towards the right eye: positive yaw; far off: clamped at 90.
+        // Nose moved towards the right eye by a third of the eye distance: positive yaw,
+        // atan(2·(1/3)/0.9) = 36.5°; far off: approaches 90°.
         let mut lm = ARCFACE_TEMPLATE;
-        lm[2][0] += 10.0;
-        assert!(pose_from_landmarks(&lm).1 > 20.0);
-        lm[2][0] += 100.0;
-        assert_eq!(pose_from_landmarks(&lm).1, 90.0);
+        lm[2][0] = 56.0252 + (73.5318 - 38.2946) / 3.0;
+        let yaw = pose_from_landmarks(&lm).1;
+        assert!((yaw - 36.5).abs() < 1.5, "{yaw}");
+        lm[2][0] += 1000.0;
+        assert!(pose_from_landmarks(&lm).1 > 85.0);
     }
 
     #[test]
@@ -207,7 +214,7 @@ mod tests {
         let f = QualityGate::default().check(&q).unwrap_err();
         assert_eq!(f.measure, "size");
         assert!(f.to_string().contains("below the minimum 24"));
-        let q = FaceQuality { size: 100.0, yaw: -75.0, ..q };
+        let q = FaceQuality { size: 100.0, yaw: -80.0, ..q };
         assert_eq!(QualityGate::default().check(&q).unwrap_err().measure, "yaw");
         assert!(QualityGate::off().check(&q).is_ok());
     }

@@ -76,9 +76,10 @@ struct ModelArgs {
     /// Do not apply the EXIF Orientation tag
     #[arg(long)]
     ignore_exif_orientation: bool,
-    /// Images analysed at once in batch commands; with N > 1 each runs single-threaded (throughput)
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    workers: u16,
+    /// Images analysed at once, each single-threaded when N > 1 [default: number of cores for
+    /// batch commands (throughput), 1 for compare (latency)]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: Option<u16>,
     /// Faces per recogniser inference call
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     batch_size: u16,
@@ -319,6 +320,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 fn config(g: &Global, m: &ModelArgs, load_recognizer: bool) -> AnalyzerConfig {
     AnalyzerConfig {
         data_dir: g.data_dir.clone(),
@@ -337,7 +342,7 @@ fn config(g: &Global, m: &ModelArgs, load_recognizer: bool) -> AnalyzerConfig {
         },
         batch_size: m.batch_size as usize,
         load_recognizer,
-        workers: m.workers as usize,
+        workers: m.workers.map_or_else(cores, usize::from),
         flip: m.flip,
         quality_gate: if m.no_quality_gate { QualityGate::off() } else { gate_of(m) },
         cache: if m.no_cache || !load_recognizer {
@@ -554,7 +559,9 @@ fn compare(
     far: f64,
     threshold: Option<f32>,
 ) -> anyhow::Result<ExitCode> {
-    let analyzer = FaceAnalyzer::load(config(g, m, true))?;
+    let mut cfg = config(g, m, true);
+    cfg.workers = m.workers.map_or(1, usize::from);
+    let analyzer = FaceAnalyzer::load(cfg)?;
     let threshold = decision_threshold(&analyzer, Some(far), threshold)?;
     let sel_a = face_a.map_or(FaceSelection::Largest, FaceSelection::Index);
     let sel_b: Vec<FaceSelection>;
@@ -581,58 +588,92 @@ fn compare(
             sel_b = vec![FaceSelection::Index(i)];
         }
     }
-    let mut results = Vec::new();
+    // With --face-b all, a face of B below the quality gate is reported as refused and the others
+    // are still compared; otherwise a refused face is an error.
+    let all_b = face_b.as_deref() == Some("all");
+    let mut results: Vec<Result<faceprint::pipeline::Verification, (usize, String, [f32; 4])>> = Vec::new();
     for sb in sel_b {
-        results.push(analyzer.verify(&ia, &ib, sel_a, sb, &threshold)?);
+        match analyzer.verify(&ia, &ib, sel_a, sb, &threshold) {
+            Ok(v) => results.push(Ok(v)),
+            Err(Error::Quality { path, face, failure }) if all_b && path == ib.path => {
+                results.push(Err((face, failure.to_string(), ib.faces[face].detection.bbox)));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
+    let first = results.iter().find_map(|r| r.as_ref().ok());
     if g.json {
-        for v in &results {
-            let c = &v.comparison;
-            println!(
-                "{}",
-                json!({
-                    "similarity": round(c.similarity, 6),
-                    "distance": round(c.distance, 6),
-                    "threshold": round(c.threshold.similarity, 6),
-                    "operating_point": c.threshold.name,
-                    "far": c.threshold.far,
-                    "frr": c.threshold.frr,
-                    "threshold_note": c.threshold.note,
-                    "same": c.same,
-                    "model": v.model,
-                    "a": v.a,
-                    "b": v.b,
-                })
-            );
+        for r in &results {
+            match r {
+                Ok(v) => {
+                    let c = &v.comparison;
+                    println!(
+                        "{}",
+                        json!({
+                            "similarity": round(c.similarity, 6),
+                            "distance": round(c.distance, 6),
+                            "threshold": round(c.threshold.similarity, 6),
+                            "operating_point": c.threshold.name,
+                            "far": c.threshold.far,
+                            "frr": c.threshold.frr,
+                            "threshold_note": c.threshold.note,
+                            "same": c.same,
+                            "model": v.model,
+                            "a": v.a,
+                            "b": v.b,
+                        })
+                    );
+                }
+                Err((face, why, bbox)) => println!(
+                    "{}",
+                    json!({"same": null, "refused": format!("quality gate: {why}"), "b": {"path": ib.path, "face": face, "bbox": bbox}})
+                ),
+            }
         }
     } else {
         let t = &threshold;
         println!("threshold: cosine similarity {:.4} at operating point {} ({})", t.similarity, t.name, t.note);
+        let fa = &ia.faces[match sel_a {
+            FaceSelection::Largest => 0,
+            FaceSelection::Index(i) => i,
+        }];
+        let ba = fa.detection.bbox;
         println!(
             "A: {} face {} of {}   (box [{:.0},{:.0},{:.0},{:.0}], score {:.3})",
             a.display(),
-            results[0].a.face,
-            results[0].a.faces_in_image,
-            results[0].a.bbox[0],
-            results[0].a.bbox[1],
-            results[0].a.bbox[2],
-            results[0].a.bbox[3],
-            results[0].a.score
+            fa.index,
+            ia.faces.len(),
+            ba[0],
+            ba[1],
+            ba[2],
+            ba[3],
+            fa.detection.score
         );
         println!("{:>6} {:>28} {:>10} {:>9}  decision", "B face", "box", "similarity", "distance");
-        for v in &results {
-            let c = &v.comparison;
-            let bb = v.b.bbox;
-            println!(
-                "{:>6} {:>28} {:>10.4} {:>9.4}  {}",
-                v.b.face,
-                format!("[{:.0},{:.0},{:.0},{:.0}]", bb[0], bb[1], bb[2], bb[3]),
-                c.similarity,
-                c.distance,
-                if c.same { "SAME person" } else { "different" }
-            );
+        for r in &results {
+            match r {
+                Ok(v) => {
+                    let c = &v.comparison;
+                    let bb = v.b.bbox;
+                    println!(
+                        "{:>6} {:>28} {:>10.4} {:>9.4}  {}",
+                        v.b.face,
+                        format!("[{:.0},{:.0},{:.0},{:.0}]", bb[0], bb[1], bb[2], bb[3]),
+                        c.similarity,
+                        c.distance,
+                        if c.same { "SAME person" } else { "different" }
+                    );
+                }
+                Err((face, why, bb)) => println!(
+                    "{:>6} {:>28} {:>10} {:>9}  refused: {why}",
+                    face,
+                    format!("[{:.0},{:.0},{:.0},{:.0}]", bb[0], bb[1], bb[2], bb[3]),
+                    "-",
+                    "-"
+                ),
+            }
         }
-        println!("B: {} ({} face(s)); model {}", b.display(), results[0].b.faces_in_image, results[0].model);
+        println!("B: {} ({} face(s)){}", b.display(), ib.faces.len(), first.map_or(String::new(), |v| format!("; model {}", v.model)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -652,10 +693,14 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::Result<ExitCode> {
     let runs = runs.max(1);
-    // The benchmark measures the pipeline itself: never the embedding cache.
+    // The benchmark measures the pipeline itself: never the embedding cache. Model time is taken
+    // with one session on the shared thread pool (as `compare` runs); end to end with the batch
+    // configuration (--workers, default one single-threaded worker per core).
     let mut cfg = config(g, m, true);
     cfg.cache = None;
-    let analyzer = FaceAnalyzer::load(cfg)?;
+    let workers = cfg.workers;
+    let analyzer = FaceAnalyzer::load(AnalyzerConfig { workers: m.workers.map_or(1, usize::from), ..cfg.clone() })?;
+    let batch_analyzer = FaceAnalyzer::load(cfg)?;
     let rec = analyzer.recognizer().context("recogniser not loaded")?;
     let threads = m.threads.map(usize::from).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let batch = m.batch_size as usize;
@@ -716,11 +761,11 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
         let mut faces = 0usize;
         let mut failed = 0usize;
         // Warm-up pass (not counted), then timed passes.
-        let _ = analyzer.analyze_files(&paths[..1], true, |_, _| {});
+        let _ = batch_analyzer.analyze_files(&paths[..1], true, |_, _| {});
         for r in 0..runs.min(5) {
             let t = Instant::now();
             let (mut f, mut bad) = (0usize, 0usize);
-            let _ = analyzer.analyze_files(&paths, true, |_, res| match res {
+            let _ = batch_analyzer.analyze_files(&paths, true, |_, res| match res {
                 Ok(img) => f += img.faces.len(),
                 Err(_) => bad += 1,
             });
@@ -743,6 +788,7 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
                 "failed": failed,
                 "faces": faces,
                 "threads": threads,
+                "workers": workers,
                 "runs": secs.len(),
                 "seconds_median": s,
                 "images_per_sec": (paths.len() - failed) as f64 / s,
