@@ -160,8 +160,16 @@ impl Calibration {
             similarity: p.threshold,
             name: format!("FAR={:e}", p.far_target),
             note: format!(
-                "on {}: FAR {:.2e} (95% CI {:.1e}–{:.1e}) over {} impostor pairs, FRR {:.4} (95% CI {:.4}–{:.4}) over {} genuine pairs",
-                self.source, p.far, p.far_ci95.0, p.far_ci95.1, self.impostor_pairs, p.frr, p.frr_ci95.0, p.frr_ci95.1, self.genuine_pairs
+                "calibrated on {}: FAR {:.2e} (95% CI {:.1e}–{:.1e}) over {} impostor pairs, FRR {:.2}% (95% CI {:.2}–{:.2}%) over {} genuine pairs",
+                self.source.split(';').next().unwrap_or(&self.source),
+                p.far,
+                p.far_ci95.0,
+                p.far_ci95.1,
+                self.impostor_pairs,
+                p.frr * 100.0,
+                p.frr_ci95.0 * 100.0,
+                p.frr_ci95.1 * 100.0,
+                self.genuine_pairs
             ),
             far: Some(p.far),
             frr: Some(p.frr),
