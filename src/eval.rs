@@ -560,6 +560,19 @@ pub fn pair_similarities(pairs: &[LabelledPair], outcomes: &std::collections::Ha
     (sims, missing)
 }
 
+/// Splits per-pair similarities (in the order of `pairs`) into genuine and impostor lists.
+pub fn split_by_label(pairs: &[LabelledPair], sims: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for (p, s) in pairs.iter().zip(sims) {
+        if p.same {
+            genuine.push(*s)
+        } else {
+            impostor.push(*s)
+        }
+    }
+    (genuine, impostor)
+}
+
 /// Builds the report from per-pair similarities. With folds on the pairs (and `fixed` `None`),
 /// runs the K-fold protocol: for each fold, [`fit_threshold`] on the other folds, accuracy on it.
 /// With `fixed`, reports accuracy, FAR and FRR at that threshold.

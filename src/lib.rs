@@ -17,6 +17,20 @@
 //! [`models`] installs and verifies the model files; [`runtime`] loads ONNX Runtime.
 //!
 //! All coordinates are pixels in the oriented image (after EXIF orientation), x right, y down.
+//!
+//! ```no_run
+//! use faceprint::pipeline::{AnalyzerConfig, FaceAnalyzer, FaceSelection};
+//!
+//! # fn main() -> faceprint::Result<()> {
+//! let analyzer = FaceAnalyzer::load(AnalyzerConfig::default())?; // verifies the model files
+//! let a = analyzer.analyze_file("a.jpg".as_ref(), true)?; // faces, largest first
+//! let b = analyzer.analyze_file("b.jpg".as_ref(), true)?;
+//! let t = analyzer.threshold_at_far(1e-3)?; // calibrated operating point
+//! let v = analyzer.verify(&a, &b, FaceSelection::Largest, FaceSelection::Largest, &t)?;
+//! println!("{} {} (threshold {})", v.comparison.similarity, v.comparison.same, v.comparison.threshold.similarity);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod align;
 pub mod cache;

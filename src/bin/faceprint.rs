@@ -950,14 +950,7 @@ fn print_eval(title: &str, r: &EvalReport, reference: Option<&serde_json::Value>
 /// Writes the ROC curve and the similarity histogram (SVG and PNG); returns the files written.
 /// Plot failures are warnings: the numbers matter more than the pictures.
 fn write_eval_plots(out: &Path, title: &str, pairs: &[LabelledPair], r: &EvalReport, reference: Option<&serde_json::Value>) -> Vec<PathBuf> {
-    let (mut g, mut i) = (Vec::new(), Vec::new());
-    for (p, s) in pairs.iter().zip(&r.similarities) {
-        if p.same {
-            g.push(*s)
-        } else {
-            i.push(*s)
-        }
-    }
+    let (g, i) = eval::split_by_label(pairs, &r.similarities);
     let to_points = |roc: &[eval::RocPoint]| -> Vec<faceprint::plot::RocPoint> {
         roc.iter().map(|p| faceprint::plot::RocPoint { far: p.far, tar: p.tar, threshold: p.threshold }).collect()
     };
@@ -965,15 +958,8 @@ fn write_eval_plots(out: &Path, title: &str, pairs: &[LabelledPair], r: &EvalRep
     let mut theirs = Vec::new();
     if let Some(sims) = reference.and_then(|v| v.get("similarities")).and_then(|s| s.as_array()) {
         if sims.len() == pairs.len() {
-            let (mut rg, mut ri) = (Vec::new(), Vec::new());
-            for (p, s) in pairs.iter().zip(sims) {
-                let s = s.as_f64().unwrap_or(-1.0) as f32;
-                if p.same {
-                    rg.push(s)
-                } else {
-                    ri.push(s)
-                }
-            }
+            let sims: Vec<f32> = sims.iter().map(|s| s.as_f64().unwrap_or(-1.0) as f32).collect();
+            let (rg, ri) = eval::split_by_label(pairs, &sims);
             theirs = to_points(&eval::roc_curve(&rg, &ri));
         }
     }
@@ -1075,15 +1061,7 @@ fn calibrate_cmd(
     let (genuine, impostor) = match &input {
         Input::Pairs(p) => {
             let (sims, _) = eval::pair_similarities(p, &outcomes);
-            let (mut g, mut i) = (Vec::new(), Vec::new());
-            for (x, s) in p.iter().zip(sims) {
-                if x.same {
-                    g.push(s)
-                } else {
-                    i.push(s)
-                }
-            }
-            (g, i)
+            eval::split_by_label(p, &sims)
         }
         Input::Identities(items) => {
             // Images without a usable face are left out here: all-pairs calibration describes the
