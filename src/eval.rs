@@ -188,7 +188,9 @@ pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
     let denom = 1.0 + z * z / nf;
     let centre = (p + z * z / (2.0 * nf)) / denom;
     let half = z * ((p * (1.0 - p) / nf) + z * z / (4.0 * nf * nf)).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    // Rounding leaves ~1e-17 where the bound is exactly 0 or 1.
+    let clean = |x: f64| if x < 1e-12 { 0.0 } else if x > 1.0 - 1e-12 { 1.0 } else { x };
+    (clean(centre - half), clean(centre + half))
 }
 
 /// A labelled pair of image files.
@@ -237,6 +239,7 @@ pub enum PairsError {
 /// [`PairsError`] naming the file and line.
 pub fn read_lfw_pairs(pairs: &Path, root: &Path) -> Result<Vec<LabelledPair>, PairsError> {
     let text = std::fs::read_to_string(pairs).map_err(|source| PairsError::Io { path: pairs.to_path_buf(), source })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let bad = |line: usize, detail: String| PairsError::Format { path: pairs.to_path_buf(), line, detail };
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| bad(1, "empty file".into()))?;
@@ -269,7 +272,7 @@ pub fn read_lfw_pairs(pairs: &Path, root: &Path) -> Result<Vec<LabelledPair>, Pa
         out.push(pair);
     }
     if out.len() != folds * per * 2 {
-        return Err(bad(0, format!("{} pairs, the header promises {}", out.len(), folds * per * 2)));
+        return Err(bad(1, format!("{} pairs, the header promises {}", out.len(), folds * per * 2)));
     }
     Ok(out)
 }
@@ -281,6 +284,7 @@ pub fn read_lfw_pairs(pairs: &Path, root: &Path) -> Result<Vec<LabelledPair>, Pa
 /// [`PairsError`] naming the file and line.
 pub fn read_tsv_pairs(file: &Path) -> Result<Vec<LabelledPair>, PairsError> {
     let text = std::fs::read_to_string(file).map_err(|source| PairsError::Io { path: file.to_path_buf(), source })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let base = file.parent().unwrap_or(Path::new("."));
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -298,6 +302,9 @@ pub fn read_tsv_pairs(file: &Path) -> Result<Vec<LabelledPair>, PairsError> {
             other => return Err(bad(format!("label {other:?} is not 1 or 0"))),
         };
         out.push(LabelledPair { a: base.join(c[0].trim()), b: base.join(c[1].trim()), same, fold: None });
+    }
+    if out.is_empty() {
+        return Err(PairsError::Format { path: file.to_path_buf(), line: 1, detail: "no pairs in the file".into() });
     }
     Ok(out)
 }
@@ -505,6 +512,9 @@ pub struct EvalReport {
     pub quality_rejected: usize,
     /// Pairs with at least one image without a usable face.
     pub no_face_pairs: usize,
+    /// Images that could not be read or decoded, with the reason.
+    #[serde(default)]
+    pub unreadable_images: Vec<(PathBuf, String)>,
     /// How such pairs are counted.
     pub no_face_policy: String,
     /// Which face of an image is used.
@@ -624,9 +634,9 @@ pub fn report(pairs: &[LabelledPair], sims: &[f32], fixed: Option<(f32, String)>
         .collect();
     let (far, frr) = match &fixed {
         Some((t, _)) => {
-            let fa = impostor.iter().filter(|&&s| s >= *t).count() as f64 / impostor.len().max(1) as f64;
-            let fr = genuine.iter().filter(|&&s| s < *t).count() as f64 / genuine.len().max(1) as f64;
-            (Some(fa), Some(fr))
+            let fa = (!impostor.is_empty()).then(|| impostor.iter().filter(|&&s| s >= *t).count() as f64 / impostor.len() as f64);
+            let fr = (!genuine.is_empty()).then(|| genuine.iter().filter(|&&s| s < *t).count() as f64 / genuine.len() as f64);
+            (fa, fr)
         }
         None => (None, None),
     };
@@ -639,6 +649,7 @@ pub fn report(pairs: &[LabelledPair], sims: &[f32], fixed: Option<(f32, String)>
         unreadable: 0,
         quality_rejected: 0,
         no_face_pairs: 0,
+        unreadable_images: Vec::new(),
         no_face_policy: format!(
             "a pair with an image without a usable face gets similarity {NO_FACE_SIMILARITY} and is decided 'different': an error for a same-person pair, correct for a different-person pair; it stays in every denominator"
         ),
@@ -685,10 +696,13 @@ pub fn evaluate(
     r.images = images.len();
     r.no_face = outcomes.values().filter(|o| o.embedding.is_none()).count();
     r.quality_rejected = outcomes.values().filter(|o| o.failure.as_deref().is_some_and(|f| f.starts_with("quality:"))).count();
-    r.unreadable = outcomes
-        .values()
-        .filter(|o| o.failure.as_deref().is_some_and(|f| f != "no face" && !f.starts_with("quality:")))
-        .count();
+    let mut unreadable: Vec<(PathBuf, String)> = outcomes
+        .iter()
+        .filter_map(|(p, o)| o.failure.as_ref().filter(|f| *f != "no face" && !f.starts_with("quality:")).map(|f| (p.clone(), f.clone())))
+        .collect();
+    unreadable.sort();
+    r.unreadable = unreadable.len();
+    r.unreadable_images = unreadable;
     r.no_face_pairs = no_face_pairs;
     r.model = model;
     r.pipeline = analyzer.pipeline_key();

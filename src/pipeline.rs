@@ -161,6 +161,7 @@ pub struct FaceAnalyzer {
     config: AnalyzerConfig,
     data_dir: PathBuf,
     cache: Option<EmbeddingCache>,
+    cache_problem: Option<String>,
 }
 
 impl FaceAnalyzer {
@@ -172,6 +173,7 @@ impl FaceAnalyzer {
     /// [`Error::InvalidParameter`] for bad detector parameters.
     pub fn load(config: AnalyzerConfig) -> Result<Self> {
         config.detector_params.validate()?;
+        config.quality_gate.validate()?;
         let data = models::data_dir(config.data_dir.as_deref());
         let det_path = config.detector.clone().unwrap_or_else(|| models::default_path(&data, Role::Detector));
         let rec_path = config.recognizer.clone().unwrap_or_else(|| models::default_path(&data, Role::Recognizer));
@@ -198,11 +200,16 @@ impl FaceAnalyzer {
         } else {
             None
         };
-        let cache = match &config.cache {
-            Some(p) => Some(EmbeddingCache::open(p)?),
-            None => None,
+        // An unusable cache (corrupt file, read-only folder) must not stop the analysis: it is
+        // reported by `cache_problem` and the analyzer runs uncached.
+        let (cache, cache_problem) = match &config.cache {
+            Some(p) => match EmbeddingCache::open(p) {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(format!("{e}; running without the cache (delete the file, or pass --no-cache or --cache FILE)"))),
+            },
+            None => (None, None),
         };
-        Ok(FaceAnalyzer { detector, recognizer, config, data_dir: data, cache })
+        Ok(FaceAnalyzer { detector, recognizer, config, data_dir: data, cache, cache_problem })
     }
 
     /// Everything that changes an analysis result, as a string: detector file hash, recogniser
@@ -222,6 +229,12 @@ impl FaceAnalyzer {
             self.config.decode.apply_exif_orientation,
             self.config.decode.max_pixels
         )
+    }
+
+    /// Why the configured cache could not be opened, if it could not (the analyzer then runs
+    /// without it).
+    pub fn cache_problem(&self) -> Option<&str> {
+        self.cache_problem.as_deref()
     }
 
     /// The data directory in use.

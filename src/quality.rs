@@ -148,6 +148,27 @@ impl QualityGate {
         QualityGate { min_size: 0.0, min_score: 0.0, max_abs_yaw: 90.0, max_abs_pitch: 90.0, min_sharpness: 0.0 }
     }
 
+    /// Checks every limit is a number in its range (sizes, score, sharpness ≥ 0; angles in
+    /// [0, 90]; score ≤ 1).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidParameter`] naming the limit.
+    pub fn validate(&self) -> crate::Result<()> {
+        let checks: [(&'static str, f32, f32, f32); 5] = [
+            ("min_face_size", self.min_size, 0.0, f32::MAX),
+            ("min_det_score", self.min_score, 0.0, 1.0),
+            ("max_yaw", self.max_abs_yaw, 0.0, 90.0),
+            ("max_pitch", self.max_abs_pitch, 0.0, 90.0),
+            ("min_sharpness", self.min_sharpness, 0.0, f32::MAX),
+        ];
+        for (name, v, lo, hi) in checks {
+            if !(v >= lo && v <= hi) {
+                return Err(crate::Error::InvalidParameter { name, message: format!("{v} is outside [{lo}, {hi}]") });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks `q`; returns the first failed measure (in the order size, score, yaw, pitch,
     /// sharpness).
     pub fn check(&self, q: &FaceQuality) -> Result<(), QualityFailure> {

@@ -199,3 +199,39 @@ fn closed_pipes_and_bad_values() {
     assert_eq!(v["exit_code"], 3);
     assert!(v["error"].as_str().unwrap().contains("nope.jpg"));
 }
+
+#[test]
+fn eval_pairs_reports_bad_inputs() {
+    let dir = tmpdir("eval-pairs");
+    let (y, t1, p) = (common::sample("yaoming.jpg"), common::sample("t1.jpg"), common::sample("players.jpg"));
+    let tsv = dir.join("pairs.tsv");
+    let missing = dir.join("missing.jpg");
+    // A BOM at the start, a same pair, two different pairs, and a pair with a missing image.
+    std::fs::write(
+        &tsv,
+        format!("\u{feff}{}\t{}\t1\n{}\t{}\t0\n{}\t{}\t0\n{}\t{}\t1\n", s(&y), s(&y), s(&y), s(&t1), s(&t1), s(&p), s(&y), s(&missing)),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = faceprint(&["--json", "eval", "pairs", s(&tsv), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(3), "an unreadable image makes the run exit 3");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("missing.jpg"), "the unreadable image is named: {err}");
+    let v: Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["pairs"], 4);
+    assert_eq!(v["no_face_pairs"], 1, "the pair is counted, not dropped");
+    assert_eq!(v["unreadable"], 1);
+    assert_eq!(v["frr"], 0.5, "the genuine pair with the missing image is a false reject");
+    assert!(out.join("report.json").is_file() && out.join("roc.png").is_file());
+    // Too many folds, and an empty file.
+    assert_eq!(faceprint(&["eval", "pairs", s(&tsv), "--folds", "3", "--out", s(&out)]).status.code(), Some(2));
+    let empty = dir.join("empty.tsv");
+    std::fs::write(&empty, "# nothing\n").unwrap();
+    assert_eq!(faceprint(&["eval", "pairs", s(&empty), "--out", s(&out)]).status.code(), Some(3));
+    // A corrupt cache file is a warning, not an error.
+    let bad_cache = dir.join("bad.sqlite");
+    std::fs::write(&bad_cache, b"this is not a database, just text padding to look like a file..").unwrap();
+    let o = faceprint(&["embed", "--cache", s(&bad_cache), s(&y)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("running without the cache"));
+}

@@ -320,6 +320,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads the analyzer; a cache that cannot be opened is a warning, not an error.
+fn load_analyzer(cfg: AnalyzerConfig) -> faceprint::Result<FaceAnalyzer> {
+    let a = FaceAnalyzer::load(cfg)?;
+    if let Some(p) = a.cache_problem() {
+        eprintln!("warning: {p}");
+    }
+    Ok(a)
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
@@ -458,6 +467,14 @@ fn face_json(img: &AnalyzedImage, f: &faceprint::pipeline::Face) -> serde_json::
         "landmarks": d.landmarks.iter().map(|p| [round(p[0], 2), round(p[1], 2)]).collect::<Vec<_>>(),
         "score": round(d.score, 4),
         "size": round(f.size, 1),
+        "quality": {
+            "size": round(f.quality.size, 1),
+            "score": round(f.quality.score, 4),
+            "roll": round(f.quality.roll, 1),
+            "yaw": round(f.quality.yaw, 1),
+            "pitch": round(f.quality.pitch, 1),
+            "sharpness": round(f.quality.sharpness, 1),
+        },
         "image_width": img.width,
         "image_height": img.height,
     });
@@ -470,7 +487,7 @@ fn face_json(img: &AnalyzedImage, f: &faceprint::pipeline::Face) -> serde_json::
 
 fn batch(g: &Global, m: &ModelArgs, inputs: &[PathBuf], embed: bool) -> anyhow::Result<ExitCode> {
     let (paths, mut failures) = expand_images(inputs);
-    let analyzer = FaceAnalyzer::load(config(g, m, embed))?;
+    let analyzer = load_analyzer(config(g, m, embed))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if !g.json {
@@ -561,7 +578,8 @@ fn compare(
 ) -> anyhow::Result<ExitCode> {
     let mut cfg = config(g, m, true);
     cfg.workers = m.workers.map_or(1, usize::from);
-    let analyzer = FaceAnalyzer::load(cfg)?;
+    cfg.cache = None; // two images: nothing to gain from the cache
+    let analyzer = load_analyzer(cfg)?;
     let threshold = decision_threshold(&analyzer, Some(far), threshold)?;
     let sel_a = face_a.map_or(FaceSelection::Largest, FaceSelection::Index);
     let sel_b: Vec<FaceSelection>;
@@ -602,6 +620,7 @@ fn compare(
         }
     }
     let first = results.iter().find_map(|r| r.as_ref().ok());
+    let all_refused = first.is_none();
     if g.json {
         for r in &results {
             match r {
@@ -675,6 +694,10 @@ fn compare(
         }
         println!("B: {} ({} face(s)){}", b.display(), ib.faces.len(), first.map_or(String::new(), |v| format!("; model {}", v.model)));
     }
+    if all_refused {
+        eprintln!("error: {}: every face fails the quality gate (override with --no-quality-gate)", b.display());
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -699,8 +722,8 @@ fn bench(g: &Global, m: &ModelArgs, inputs: &[PathBuf], runs: usize) -> anyhow::
     let mut cfg = config(g, m, true);
     cfg.cache = None;
     let workers = cfg.workers;
-    let analyzer = FaceAnalyzer::load(AnalyzerConfig { workers: m.workers.map_or(1, usize::from), ..cfg.clone() })?;
-    let batch_analyzer = FaceAnalyzer::load(cfg)?;
+    let analyzer = load_analyzer(AnalyzerConfig { workers: m.workers.map_or(1, usize::from), ..cfg.clone() })?;
+    let batch_analyzer = load_analyzer(cfg)?;
     let rec = analyzer.recognizer().context("recogniser not loaded")?;
     let threads = m.threads.map(usize::from).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let batch = m.batch_size as usize;
@@ -822,18 +845,25 @@ fn progress_bar(total: usize, what: &str) -> indicatif::ProgressBar {
 
 fn eval_cmd(g: &Global, cmd: EvalCmd) -> anyhow::Result<ExitCode> {
     let (pairs, opts, fixed_far, fixed_t, title): (Vec<LabelledPair>, EvalOpts, Option<f64>, Option<f32>, String) = match cmd {
-        EvalCmd::Lfw { pairs, root, opts } => (eval::read_lfw_pairs(&pairs, &root).map_err(Error::from)?, opts, None, None, "LFW 10-fold".into()),
+        EvalCmd::Lfw { pairs, root, opts } => {
+            let p = eval::read_lfw_pairs(&pairs, &root).map_err(Error::from)?;
+            let k = p.iter().filter_map(|x| x.fold).max().map_or(0, |m| m + 1);
+            (p, opts, None, None, format!("LFW {k}-fold"))
+        }
         EvalCmd::Pairs { file, folds, far, threshold, opts } => {
             let mut p = eval::read_tsv_pairs(&file).map_err(Error::from)?;
             match folds {
-                Some(k) if k >= 2 => {
+                Some(k) if k >= 2 && k <= 100 && k * 2 <= p.len() => {
                     let n = p.len();
                     for (i, x) in p.iter_mut().enumerate() {
                         x.fold = Some(i * k / n);
                     }
                     (p, opts, None, None, format!("{} {k}-fold", file.display()))
                 }
-                Some(k) => anyhow::bail!(Error::InvalidParameter { name: "folds", message: format!("{k} folds: need at least 2") }),
+                Some(k) => anyhow::bail!(Error::InvalidParameter {
+                    name: "folds",
+                    message: format!("{k} folds for {} pairs: use 2 to {} (at most 100, at least 2 pairs per fold)", p.len(), (p.len() / 2).min(100))
+                }),
                 None => {
                     let far = if threshold.is_none() { Some(far.unwrap_or(faceprint::calibrate::DEFAULT_FAR)) } else { None };
                     (p, opts, far, threshold, file.display().to_string())
@@ -841,7 +871,7 @@ fn eval_cmd(g: &Global, cmd: EvalCmd) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let analyzer = FaceAnalyzer::load(config(g, &opts.model, true))?;
+    let analyzer = load_analyzer(config(g, &opts.model, true))?;
     let fixed = if fixed_far.is_some() || fixed_t.is_some() {
         let t = decision_threshold(&analyzer, fixed_far, fixed_t)?;
         Some((t.similarity, t.name))
@@ -887,6 +917,16 @@ fn eval_cmd(g: &Global, cmd: EvalCmd) -> anyhow::Result<ExitCode> {
     } else {
         print_eval(&title, &rep, reference.as_ref(), &plots, &report_path, opts.quality_gate);
     }
+    if !rep.unreadable_images.is_empty() {
+        eprintln!("{} image(s) could not be read; their pairs count as no-face pairs:", rep.unreadable_images.len());
+        for (_, why) in rep.unreadable_images.iter().take(20) {
+            eprintln!("  {why}");
+        }
+        if rep.unreadable_images.len() > 20 {
+            eprintln!("  … and {} more (all in {})", rep.unreadable_images.len() - 20, report_path.display());
+        }
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -905,7 +945,7 @@ fn print_eval(title: &str, r: &EvalReport, reference: Option<&serde_json::Value>
     if !r.folds.is_empty() {
         println!("{:>5} {:>10} {:>9}", "fold", "threshold", "accuracy");
         for f in &r.folds {
-            println!("{:>5} {:>10.4} {:>8.2}%", f.fold + 1, f.threshold, f.accuracy * 100.0);
+            println!("{:>5} {:>10.4} {:>8.2}%", f.fold, f.threshold, f.accuracy * 100.0);
         }
     }
     let refv = |k: &str| reference.and_then(|v| v.get(k)).and_then(|x| x.as_f64());
@@ -1004,7 +1044,7 @@ fn calibrate_cmd(
     if let Some(f) = fars.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
         anyhow::bail!(Error::InvalidParameter { name: "far", message: format!("{f} is outside (0, 1)") });
     }
-    let analyzer = FaceAnalyzer::load(config(g, m, true))?;
+    let analyzer = load_analyzer(config(g, m, true))?;
     let model = analyzer.model_id()?.clone();
     // Either labelled pairs, or identity-labelled images for all pairs.
     enum Input {
@@ -1080,7 +1120,10 @@ fn calibrate_cmd(
         if m.no_quality_gate { "off" } else { "default" },
         analyzer.pipeline_key()
     );
-    let cal = Calibration::compute(model.clone(), source, &genuine, &impostor, fars)?;
+    let mut fars = fars.to_vec();
+    fars.sort_by(|a, b| a.total_cmp(b));
+    fars.dedup();
+    let cal = Calibration::compute(model.clone(), source, &genuine, &impostor, &fars)?;
     let path = out.unwrap_or_else(|| Calibration::user_path(analyzer.data_dir(), &model));
     cal.save(&path)?;
     if g.json {
@@ -1097,11 +1140,18 @@ fn calibrate_cmd(
                 format!("{:.2e}–{:.2e}", p.far_ci95.0, p.far_ci95.1),
                 p.frr * 100.0,
                 format!("{:.3}%–{:.3}%", p.frr_ci95.0 * 100.0, p.frr_ci95.1 * 100.0),
-                if p.supported { "yes".to_string() } else { format!("no: fewer than {:.0} impostor pairs", faceprint::calibrate::SUPPORT_FACTOR / p.far_target) }
+                if p.supported { "yes".to_string() } else { format!("no: fewer than {:.3e} impostor pairs", faceprint::calibrate::SUPPORT_FACTOR / p.far_target) }
             );
         }
         println!("best accuracy {:.3}% at threshold {:.4}; EER {:.3}% at {:.4}", cal.best_accuracy.1 * 100.0, cal.best_accuracy.0, cal.eer.0 * 100.0, cal.eer.1);
         println!("written to {}", path.display());
+    }
+    if cal.threshold_at(faceprint::calibrate::DEFAULT_FAR).is_err() {
+        eprintln!(
+            "warning: this calibration has no supported operating point at FAR {:e}, the default of `compare` and `eval pairs`: \
+             with it in place they need --far with a supported target, or --threshold",
+            faceprint::calibrate::DEFAULT_FAR
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
