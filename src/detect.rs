@@ -274,18 +274,26 @@ impl ScrfdDetector {
         let (new_w, new_h) = (new_w.max(1), new_h.max(1));
         let det_scale = new_h as f32 / h as f32;
         let resized = resize_bilinear(img, new_w as u32, new_h as u32);
-        let mut input = Array4::<f32>::from_elem((1, 3, side, side), (0.0 - 127.5) / 128.0);
+        // Black padding, normalized; written only where the image does not cover the input.
+        const PAD: f32 = (0.0 - 127.5) / 128.0;
+        let mut input = Array4::<f32>::zeros((1, 3, side, side));
         {
             let raw = resized.as_raw();
             let plane = side * side;
             let buf = input.as_slice_mut().expect("standard layout");
-            for y in 0..new_h {
-                for x in 0..new_w {
-                    let i = (y * new_w + x) * 3;
-                    let o = y * side + x;
-                    buf[o] = (raw[i] as f32 - 127.5) / 128.0;
-                    buf[plane + o] = (raw[i + 1] as f32 - 127.5) / 128.0;
-                    buf[2 * plane + o] = (raw[i + 2] as f32 - 127.5) / 128.0;
+            for c in 0..3 {
+                let dst = &mut buf[c * plane..(c + 1) * plane];
+                for y in 0..side {
+                    let row = &mut dst[y * side..(y + 1) * side];
+                    if y < new_h {
+                        let src = &raw[y * new_w * 3..(y + 1) * new_w * 3];
+                        for (o, px) in row[..new_w].iter_mut().zip(src.chunks_exact(3)) {
+                            *o = (px[c] as f32 - 127.5) / 128.0;
+                        }
+                        row[new_w..].fill(PAD);
+                    } else {
+                        row.fill(PAD);
+                    }
                 }
             }
         }
@@ -453,9 +461,10 @@ pub fn resize_bilinear(img: &RgbImage, new_w: u32, new_h: u32) -> RgbImage {
             cached = (y0, y1);
         }
         let o = &mut out[y * nw * 3..(y + 1) * nw * 3];
-        for i in 0..nw * 3 {
-            let v = (((b0 as i64 * (row0[i] >> 4) as i64) >> 16) + ((b1 as i64 * (row1[i] >> 4) as i64) >> 16) + 2) >> 2;
-            o[i] = v.clamp(0, 255) as u8;
+        // i32 is exact here: b ≤ 2048 and S >> 4 ≤ 255·2048/16, so each product is < 2^27.
+        for ((o, &r0), &r1) in o.iter_mut().zip(&row0).zip(&row1) {
+            let v = (((b0 * (r0 >> 4)) >> 16) + ((b1 * (r1 >> 4)) >> 16) + 2) >> 2;
+            *o = v.clamp(0, 255) as u8;
         }
     }
     RgbImage::from_raw(new_w, new_h, out).expect("sized above")
