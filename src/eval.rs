@@ -22,6 +22,13 @@ pub fn accuracy_at(genuine: &[f32], impostor: &[f32], threshold: f32) -> f64 {
     (tp + tn) as f64 / n as f64
 }
 
+/// All similarities with their label (true = genuine), sorted ascending.
+fn labelled_ascending(genuine: &[f32], impostor: &[f32]) -> Vec<(f32, bool)> {
+    let mut all: Vec<(f32, bool)> = genuine.iter().map(|&s| (s, true)).chain(impostor.iter().map(|&s| (s, false))).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all
+}
+
 /// Area under the ROC curve in [0, 1]: the probability that a random genuine pair scores above a
 /// random impostor pair, ties counting one half (the Mann–Whitney U statistic over n₁·n₂).
 /// `NaN` when either list is empty. O((n₁ + n₂) log(n₁ + n₂)).
@@ -30,8 +37,7 @@ pub fn roc_auc(genuine: &[f32], impostor: &[f32]) -> f64 {
         return f64::NAN;
     }
     // Rank all scores together (average ranks for ties); U = R_genuine − n₁(n₁+1)/2.
-    let mut all: Vec<(f32, bool)> = genuine.iter().map(|&s| (s, true)).chain(impostor.iter().map(|&s| (s, false))).collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let all = labelled_ascending(genuine, impostor);
     let mut rank_sum = 0.0f64;
     let mut i = 0;
     while i < all.len() {
@@ -65,8 +71,8 @@ pub fn roc_curve(genuine: &[f32], impostor: &[f32]) -> Vec<RocPoint> {
     if genuine.is_empty() || impostor.is_empty() {
         return Vec::new();
     }
-    let mut all: Vec<(f32, bool)> = genuine.iter().map(|&s| (s, true)).chain(impostor.iter().map(|&s| (s, false))).collect();
-    all.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut all = labelled_ascending(genuine, impostor);
+    all.reverse();
     let (ng, ni) = (genuine.len() as f64, impostor.len() as f64);
     let top = all[0].0;
     let mut pts = vec![RocPoint { threshold: next_up(top), far: 0.0, tar: 0.0 }];
@@ -134,8 +140,7 @@ pub fn fit_threshold(genuine: &[f32], impostor: &[f32]) -> Option<(f32, f64)> {
     if n == 0 {
         return None;
     }
-    let mut all: Vec<(f32, bool)> = genuine.iter().map(|&s| (s, true)).chain(impostor.iter().map(|&s| (s, false))).collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let all = labelled_ascending(genuine, impostor);
     // For threshold = all[k].0 (first index of a distinct value): correct = genuine at ≥ k +
     // impostor below k.
     let total_genuine = genuine.len();
@@ -600,7 +605,7 @@ pub fn report(pairs: &[LabelledPair], sims: &[f32], fixed: Option<(f32, String)>
         }
         (g, i)
     };
-    let (genuine, impostor) = split(&|_| true);
+    let (genuine, impostor) = split_by_label(pairs, sims);
     let nfolds = pairs.iter().filter_map(|p| p.fold).max().map_or(0, |m| m + 1);
     let mut folds = Vec::new();
     if fixed.is_none() && nfolds >= 2 {

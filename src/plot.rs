@@ -39,7 +39,9 @@ pub enum PlotError {
     /// Writing an output file failed (e.g. missing parent directory, no permission).
     #[error("cannot write plot file {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The error.
         #[source]
         source: std::io::Error,
     },
@@ -53,15 +55,23 @@ pub enum PlotError {
         path: PathBuf,
         /// The SVG that was written.
         svg: PathBuf,
+        /// The font system's message.
         message: String,
     },
     /// The drawing library failed for another reason.
     #[error("cannot draw plot {path}: {message}")]
-    Draw { path: PathBuf, message: String },
+    Draw {
+        /// The file being drawn.
+        path: PathBuf,
+        /// The drawing library's message.
+        message: String,
+    },
     /// Encoding or writing the PNG failed.
     #[error("cannot encode PNG plot {path}: {source}")]
     Png {
+        /// The PNG file.
         path: PathBuf,
+        /// The encoder's error.
         #[source]
         source: image::ImageError,
     },

@@ -92,8 +92,7 @@ fn calibrated_threshold_generalises_to_other_people() {
         // Best-accuracy threshold on the calibration half's standard pairs.
         let train: Vec<LabelledPair> = pairs.iter().filter(|p| calib_half.contains(&p.fold.unwrap())).cloned().collect();
         let (sims, _) = eval::pair_similarities(&train, &outcomes);
-        let g: Vec<f32> = train.iter().zip(&sims).filter(|(p, _)| p.same).map(|(_, s)| *s).collect();
-        let i: Vec<f32> = train.iter().zip(&sims).filter(|(p, _)| !p.same).map(|(_, s)| *s).collect();
+        let (g, i) = eval::split_by_label(&train, &sims);
         let (t, train_acc) = eval::fit_threshold(&g, &i).unwrap();
         // Other pairs from the held-out half's photos.
         let held: Vec<(&PathBuf, String, &Vec<f32>)> = images
