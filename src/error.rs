@@ -9,6 +9,7 @@ use crate::compare::CompareError;
 use crate::eval::PairsError;
 use crate::quality::QualityFailure;
 use crate::imageio::ImageError;
+use crate::index::IndexError;
 use crate::models::ModelError;
 
 /// Result alias for the library.
@@ -79,6 +80,9 @@ pub enum Error {
     /// The embedding cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The nearest-neighbour index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
     /// A labelled-pairs file that cannot be read.
     #[error(transparent)]
     Pairs(#[from] PairsError),

@@ -41,6 +41,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod imageio;
+pub mod index;
 pub mod models;
 pub mod pipeline;
 pub mod plot;
