@@ -68,9 +68,20 @@ impl Detection {
 /// `nms_thresh` 0.4) plus the full-frame pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorParams {
-    /// Side of the square network input, pixels; a multiple of 32 in [32, 4096]. Default 640.
-    /// Larger finds smaller faces in large photos, at quadratic cost.
+    /// Side of the square network input, pixels; a multiple of 32 in [32, 4096]. Default 640
+    /// (insightface's `det_size`). Larger finds smaller faces in large photos, at quadratic cost.
     pub input_size: u32,
+    /// The largest factor by which a photo smaller than `input_size` is enlarged: the input side
+    /// is `min(input_size, longer photo side × max_upscale` rounded up to a multiple of 32`)`.
+    /// Default 2.0: photos of 320 px or more are detected exactly as insightface does (filled to
+    /// `input_size`); smaller ones are enlarged only 2×, so a 250×250 LFW photo is detected at
+    /// 512 instead of 640, for 0.64× the detector time. Measured on LFW (10-fold, default
+    /// recogniser): 99.55 % at 2.0, as with insightface's letterbox; 99.62 % at 1.0, but at 1.0
+    /// small faces in mid-size photos (35 px faces in a 480 px group photo) lose landmark precision
+    /// (2 px off the reference). Against the reference on the golden photos below 320 px: worst
+    /// landmark error 1.3 px, embedding cosine 0.986 (tests/golden.rs). `f32::INFINITY` reproduces
+    /// insightface's letterbox exactly.
+    pub max_upscale: f32,
     /// Minimum detection score in [0.05, 1]. Default 0.5.
     pub score_threshold: f32,
     /// IoU above which the lower-scoring of two boxes is suppressed, in (0, 1]. Default 0.4.
@@ -88,6 +99,7 @@ impl Default for DetectorParams {
     fn default() -> Self {
         DetectorParams {
             input_size: 640,
+            max_upscale: 2.0,
             score_threshold: 0.5,
             nms_iou: 0.4,
             full_frame_input_size: Some(128),
@@ -97,6 +109,16 @@ impl Default for DetectorParams {
 }
 
 impl DetectorParams {
+    /// The first-pass input side for a `width`×`height` photo (see [`Self::max_upscale`]).
+    pub fn effective_input_size(&self, width: u32, height: u32) -> u32 {
+        let wanted = (width.max(height).max(1) as f64 * self.max_upscale as f64 / 32.0).ceil() * 32.0;
+        if wanted >= self.input_size as f64 {
+            self.input_size
+        } else {
+            (wanted as u32).max(32)
+        }
+    }
+
     /// Checks every field against its documented range.
     ///
     /// # Errors
@@ -122,6 +144,9 @@ impl DetectorParams {
                 name: "score_threshold",
                 message: format!("{} is outside [0.05, 1] (lower values turn most anchors into faces)", self.score_threshold),
             });
+        }
+        if !(self.max_upscale >= 1.0) {
+            return Err(Error::InvalidParameter { name: "max_upscale", message: format!("{} is below 1 (or NaN)", self.max_upscale) });
         }
         if !(self.nms_iou > 0.0 && self.nms_iou <= 1.0) {
             return Err(Error::InvalidParameter { name: "nms_iou", message: format!("{} is outside (0, 1]", self.nms_iou) });
@@ -237,12 +262,13 @@ impl ScrfdDetector {
         if img.width() == 0 || img.height() == 0 {
             return Ok(Vec::new());
         }
-        let mut dets = self.detect_at(img, params.input_size, params)?;
+        let size = params.effective_input_size(img.width(), img.height());
+        let mut dets = self.detect_at(img, size, params)?;
         // A face filling the frame cannot coexist with a first-pass face of a third of the frame
         // or more (it would have to contain it): the second pass is skipped then.
         let short_side = img.width().min(img.height()) as f32;
         let big_face_found = dets.iter().any(|d| d.size() >= short_side / 3.0);
-        if let Some(small) = params.full_frame_input_size.filter(|&s| s < params.input_size && !big_face_found) {
+        if let Some(small) = params.full_frame_input_size.filter(|&s| s < size && !big_face_found) {
             let extra = self.detect_at(img, small, params)?;
             for e in extra {
                 if dets.iter().all(|d| iou(&d.bbox, &e.bbox) < params.nms_iou) {

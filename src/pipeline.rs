@@ -217,11 +217,12 @@ impl FaceAnalyzer {
     pub fn pipeline_key(&self) -> String {
         let p = &self.config.detector_params;
         format!(
-            "v2;det={};rec={};flip={};size={};thr={};nms={};ff={:?};max={};exif={};maxpx={}",
+            "v2;det={};rec={};flip={};size={};maxup={};thr={};nms={};ff={:?};max={};exif={};maxpx={}",
             &self.detector.sha256()[..16],
             self.recognizer.as_ref().map_or("none".to_string(), |r| r.model_id().to_string()),
             self.config.flip,
             p.input_size,
+            p.max_upscale,
             p.score_threshold,
             p.nms_iou,
             p.full_frame_input_size,

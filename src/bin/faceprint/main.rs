@@ -61,9 +61,12 @@ struct ModelArgs {
     /// ONNX Runtime intra-op threads [default: number of cores]
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
-    /// Detector input size, pixels, multiple of 32
+    /// Detector input size, pixels, multiple of 32 (a smaller photo is enlarged at most --det-max-upscale times)
     #[arg(long, default_value_t = 640)]
     det_size: u32,
+    /// Largest factor by which a photo smaller than --det-size is enlarged for detection (`inf`: always fill --det-size, exactly as insightface)
+    #[arg(long, default_value_t = DetectorParams::default().max_upscale)]
+    det_max_upscale: f32,
     /// Minimum detection score in [0, 1]
     #[arg(long, default_value_t = 0.5)]
     det_thresh: f32,
@@ -341,6 +344,7 @@ fn config(g: &Global, m: &ModelArgs, load_recognizer: bool) -> AnalyzerConfig {
         runtime: RuntimeOptions { library: m.ort_lib.clone(), intra_threads: m.threads.map(usize::from), sessions: 0 },
         detector_params: DetectorParams {
             input_size: m.det_size,
+            max_upscale: m.det_max_upscale,
             score_threshold: m.det_thresh,
             full_frame_input_size: if m.no_full_frame_pass { None } else { DetectorParams::default().full_frame_input_size },
             ..Default::default()
