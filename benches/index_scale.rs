@@ -18,7 +18,8 @@
 //! Recall@10 = |approximate top 10 ∩ exact top 10| / 10, averaged over `--truth-queries` queries,
 //! exact = brute force in f32 over the regenerated original vectors (not the stored f16 ones).
 //! Memory: VmHWM (peak) and VmRSS from /proc/self/status after building. Runs one process; the
-//! first vectors are generated and inserted chunk by chunk, in parallel on every core.
+//! vectors are generated and inserted chunk by chunk, one insert at a time (see `add_batch`).
+//! Times are wall clock and, where the machine is shared, CPU time (getrusage) beside them.
 
 use std::time::Instant;
 
@@ -148,6 +149,18 @@ fn exact_truth(data: Data, seed: u64, n: usize, qs: &[f32], k: usize) -> Vec<Vec
     best.into_iter().map(|t| t.into_iter().map(|(sim, key)| (key, sim)).collect()).collect()
 }
 
+/// CPU seconds (user + system) this process has used so far: with other jobs on the machine,
+/// wall time overstates the cost, CPU time does not.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -275,17 +288,17 @@ fn crossover(a: &Args) {
 fn run(a: &Args, data: Data) {
     let params = IndexParams { connectivity: a.m, ef_construction: a.ef_construction, ef_search: a.ef[0], storage: a.storage, ..Default::default() };
     println!(
-        "== {} data, n = {}, dim = {DIM}, storage {:?}, M = {}, ef_construction = {}, {} build threads",
+        "== {} data, n = {}, dim = {DIM}, storage {:?}, M = {}, ef_construction = {}, serial inserts",
         data.name(),
         a.n,
         a.storage,
         a.m,
         a.ef_construction,
-        std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1)
     );
     let mut index = VectorIndex::new(DIM, params).expect("index");
     index.reserve(a.n).expect("reserve");
     let t = Instant::now();
+    let cpu0 = cpu_seconds();
     let mut gen_secs = 0.0;
     for c in 0..a.n.div_ceil(CHUNK) {
         let g = Instant::now();
@@ -304,7 +317,8 @@ fn run(a: &Args, data: Data) {
         }
     }
     let build = t.elapsed().as_secs_f64() - gen_secs;
-    println!("build: {build:.1} s (excluding {gen_secs:.1} s generating vectors)");
+    let build_cpu = cpu_seconds() - cpu0 - gen_secs;
+    println!("build: {build:.1} s wall, ≈ {build_cpu:.1} s CPU (excluding ≈ {gen_secs:.1} s generating vectors)");
     println!("memory: VmHWM {}, VmRSS {}, engine reports {:.0} MB", proc_status("VmHWM:"), proc_status("VmRSS:"), index.memory_usage() as f64 / 1e6);
 
     let qs = queries(data, a.seed, a.queries.max(a.truth_queries), a.n);
@@ -348,8 +362,16 @@ fn run(a: &Args, data: Data) {
     if a.knn {
         index.set_ef_search(a.ef[0]).expect("ef");
         let t = Instant::now();
+        let c = cpu_seconds();
         let g = index.knn_graph(10, SearchMode::Auto).expect("knn");
-        println!("knn_graph(10, Auto) over {} vectors: {:.1} s ({} rows)", index.len(), t.elapsed().as_secs_f64(), g.len());
+        println!(
+            "knn_graph(10, Auto) over {} vectors: {:.1} s wall, {:.1} s CPU on {} threads ({} rows)",
+            index.len(),
+            t.elapsed().as_secs_f64(),
+            cpu_seconds() - c,
+            std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1),
+            g.len()
+        );
     }
 }
 

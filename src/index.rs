@@ -17,7 +17,9 @@
 //!   [`IndexParams::exact_below`] vectors, and approximately above.
 //!
 //! Whatever the path, the similarities reported are recomputed from the stored vector and the
-//! f32 query (rescoring), so both paths report the same number for the same pair.
+//! f32 query (rescoring), so both paths report the same number for the same pair. With f16
+//! storage both paths rank by f16 scores first, take k + 8 candidates, rescore them and keep the
+//! best k.
 //!
 //! # Storage and accuracy
 //!
@@ -529,7 +531,8 @@ impl VectorIndex {
         let mut buf = vec![0f32; self.dim];
         let mut out = Vec::with_capacity(matches.keys.len());
         for (&key, &distance) in matches.keys.iter().zip(&matches.distances) {
-            if Some(key) == skip || key == RESERVED_KEY {
+            // Only keys the index lists: a removed key can never come back, whatever the engine.
+            if Some(key) == skip || !self.slot.contains_key(&key) {
                 continue;
             }
             let similarity = match self.engine.get(key, &mut buf) {
