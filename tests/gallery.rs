@@ -342,3 +342,54 @@ fn concurrent_identify_while_enrolling() {
     assert!(g.check().unwrap().ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn mean_templates_stay_in_step_with_changes() {
+    let dir = tmpdir("templates");
+    let dim = 24;
+    let g = create(&dir, dim);
+    let mut rng = Rng(2024);
+    // (identity index, face id, vector) kept alongside, to recompute naively.
+    let mut faces: Vec<(usize, i64, Vec<f32>)> = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(g.add_identity(&format!("id{i:02}"), serde_json::Value::Null).unwrap().id);
+        for _ in 0..4 {
+            let v = rng.unit(dim);
+            let f = g.enroll(&IdentityRef::Id(ids[i]), face(v.clone())).unwrap();
+            faces.push((i, f, v));
+        }
+    }
+    let q = rng.unit(dim);
+    let p = IdentifyParams { top_k: 10, scoring: Scoring::Mean, search: SearchMode::Exact, ..params(0.0) };
+    let check = |g: &Gallery, faces: &[(usize, i64, Vec<f32>)], what: &str| {
+        let list: Vec<(usize, Vec<f32>)> = faces.iter().map(|(i, _, v)| (*i, v.clone())).collect();
+        let want = naive(&list, &q, true);
+        let got = g.identify(&emb(q.clone()), &p).unwrap();
+        assert_eq!(got.matches.len(), want.len(), "{what}");
+        for (m, (i, s)) in got.matches.iter().zip(&want) {
+            assert_eq!(m.name, format!("id{i:02}"), "{what}");
+            assert!((m.similarity as f64 - s).abs() < 1e-5, "{what}");
+        }
+    };
+    check(&g, &faces, "initial");
+    // Merge id01 into id02 (faces relabelled), remove two faces, enroll one more.
+    g.merge(&IdentityRef::Id(ids[1]), &IdentityRef::Id(ids[2])).unwrap();
+    for f in faces.iter_mut().filter(|f| f.0 == 1) {
+        f.0 = 2;
+    }
+    for k in [0usize, 5] {
+        let (_, fid, _) = faces.remove(k);
+        g.remove_face(fid).unwrap();
+    }
+    let v = rng.unit(dim);
+    let fid = g.enroll(&IdentityRef::Id(ids[3]), face(v.clone())).unwrap();
+    faces.push((3, fid, v));
+    g.remove_identity(&IdentityRef::Id(ids[9])).unwrap();
+    faces.retain(|f| f.0 != 9);
+    check(&g, &faces, "after changes");
+    drop(g);
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    check(&g, &faces, "after reopening");
+    let _ = std::fs::remove_dir_all(&dir);
+}

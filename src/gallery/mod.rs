@@ -537,6 +537,7 @@ impl Gallery {
         let generation = store.generation()?;
         let names: HashMap<i64, String> = store.names()?.into_iter().collect();
         let mut face_identity = HashMap::new();
+        let mut templates = None;
         // The file is trusted only when its tag is the store's generation, its dimension the
         // gallery's and its keys exactly the store's faces.
         let loaded = match VectorIndex::load(&dir.join(INDEX_FILE), params.clone()) {
@@ -553,24 +554,28 @@ impl Gallery {
                     face_identity.extend(ids.into_iter().map(|(f, i)| (f as u64, i)));
                     (index, "loaded".to_string())
                 } else {
-                    let (index, fi) = Self::build_index(store, meta, params)?;
+                    let (index, fi, t) = Self::build_index(store, meta, params)?;
                     face_identity = fi;
+                    templates = Some(t);
                     (index, "rebuilt: the index file's keys differ from the store's faces".to_string())
                 }
             }
             Err(reason) => {
-                let (index, fi) = Self::build_index(store, meta, params)?;
+                let (index, fi, t) = Self::build_index(store, meta, params)?;
                 face_identity = fi;
+                templates = Some(t);
                 (index, format!("rebuilt: {reason}"))
             }
         };
         let dirty = origin != "loaded";
-        Ok((Live { generation, index, face_identity, names, templates: None, dirty }, origin))
+        Ok((Live { generation, index, face_identity, names, templates, dirty }, origin))
     }
 
-    fn build_index(store: &Store, meta: &GalleryMeta, params: &IndexParams) -> Result<(VectorIndex, HashMap<u64, i64>), GalleryError> {
+    /// Reads every embedding: the face index, face → identity, and the mean templates.
+    fn build_index(store: &Store, meta: &GalleryMeta, params: &IndexParams) -> Result<(VectorIndex, HashMap<u64, i64>, Templates), GalleryError> {
         let mut index = VectorIndex::new(meta.dim, params.clone())?;
         let mut fi = HashMap::new();
+        let mut sums: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
         let mut err = None;
         store.for_each_embedding(|face, identity, v| {
             if err.is_none() {
@@ -578,12 +583,17 @@ impl Gallery {
                     err = Some(e);
                 }
                 fi.insert(face as u64, identity);
+                let e = sums.entry(identity).or_insert_with(|| (vec![0.0; v.len()], 0));
+                for (a, b) in e.0.iter_mut().zip(&v) {
+                    *a += b;
+                }
+                e.1 += 1;
             }
         })?;
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok((index, fi)),
+        if let Some(e) = err {
+            return Err(e.into());
         }
+        Ok((index, fi, Templates::from_sums(sums, meta.dim, params)?))
     }
 
     /// Brings the live state to the store's current generation (after another process wrote).
@@ -595,8 +605,8 @@ impl Gallery {
         }
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
         let names = store.names()?.into_iter().collect();
-        let (index, fi) = Self::build_index(&store, &self.meta, &self.params)?;
-        *live = Live { generation: g, index, face_identity: fi, names, templates: None, dirty: true };
+        let (index, fi, t) = Self::build_index(&store, &self.meta, &self.params)?;
+        *live = Live { generation: g, index, face_identity: fi, names, templates: Some(t), dirty: true };
         Ok(())
     }
 
@@ -805,7 +815,9 @@ impl Gallery {
                     live.face_identity.insert(*m as u64, t);
                 }
                 live.names.remove(&f);
-                live.templates = None;
+                if let Some(tp) = &mut live.templates {
+                    tp.merge(f, t)?;
+                }
                 Ok(())
             },
         )?;
@@ -1016,7 +1028,6 @@ impl Gallery {
         if live.templates.is_some() {
             return Ok(());
         }
-        let mut t = Templates { sums: HashMap::new(), index: VectorIndex::new(self.meta.dim, self.params.clone())? };
         let mut sums: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
         store.for_each_embedding(|_, identity, v| {
             let e = sums.entry(identity).or_insert_with(|| (vec![0.0; v.len()], 0));
@@ -1025,10 +1036,7 @@ impl Gallery {
             }
             e.1 += 1;
         })?;
-        for (identity, (sum, _)) in &sums {
-            t.index.add(*identity as u64, &normalized(sum))?;
-        }
-        t.sums = sums;
+        let t = Templates::from_sums(sums, self.meta.dim, &self.params)?;
         live.templates = Some(t);
         Ok(())
     }
@@ -1231,6 +1239,14 @@ impl Drop for Gallery {
 }
 
 impl Templates {
+    fn from_sums(sums: HashMap<i64, (Vec<f32>, usize)>, dim: usize, params: &IndexParams) -> Result<Templates, GalleryError> {
+        let mut index = VectorIndex::new(dim, params.clone())?;
+        for (identity, (sum, _)) in &sums {
+            index.add(*identity as u64, &normalized(sum))?;
+        }
+        Ok(Templates { sums, index })
+    }
+
     fn add(&mut self, identity: i64, v: &[f32]) -> Result<(), GalleryError> {
         let e = self.sums.entry(identity).or_insert_with(|| (vec![0.0; v.len()], 0));
         for (a, b) in e.0.iter_mut().zip(v) {
@@ -1238,6 +1254,18 @@ impl Templates {
         }
         e.1 += 1;
         self.index.add(identity as u64, &normalized(&e.0))?;
+        Ok(())
+    }
+
+    fn merge(&mut self, from: i64, into: i64) -> Result<(), GalleryError> {
+        let Some((sum, n)) = self.sums.remove(&from) else { return Ok(()) };
+        self.index.remove(from as u64);
+        let e = self.sums.entry(into).or_insert_with(|| (vec![0.0; sum.len()], 0));
+        for (a, b) in e.0.iter_mut().zip(&sum) {
+            *a += b;
+        }
+        e.1 += n;
+        self.index.add(into as u64, &normalized(&e.0))?;
         Ok(())
     }
 
