@@ -1,6 +1,6 @@
 //! Identification evaluation on a labelled photo set (LFW protocol), through the real
 //! [`Gallery`] API: galleries are built on disk, identities removed with
-//! [`Gallery::remove_identity`], probes searched with [`Gallery::identify`].
+//! [`Gallery::remove_identities`], probes searched with [`Gallery::identify`].
 //!
 //! Protocol 1 ([`evaluate`]), over identities with their images in file-name order:
 //! - **gallery**: the first image of every identity with ≥ 2 images, plus the only image of every
@@ -148,17 +148,13 @@ fn build(dir: &Path, model: &ModelId, dim: usize, enrolled: &[(&str, &[f32])]) -
         std::fs::remove_dir_all(dir).map_err(|source| super::GalleryError::Io { path: dir.to_path_buf(), source })?;
     }
     let g = Gallery::create(dir, model, dim, GalleryOptions::default())?;
-    let mut ids = BTreeMap::new();
+    let mut names: Vec<&str> = enrolled.iter().map(|(n, _)| *n).collect();
+    names.sort_unstable();
+    names.dedup();
+    let ids: BTreeMap<&str, i64> = names.iter().copied().zip(g.add_identities(names.iter().map(|n| (n.to_string(), serde_json::Value::Null)).collect())?).collect();
     let mut faces = Vec::with_capacity(enrolled.len());
     for (name, v) in enrolled {
-        let id = match ids.get(name) {
-            Some(id) => *id,
-            None => {
-                let id = g.add_identity(name, serde_json::Value::Null)?.id;
-                ids.insert(*name, id);
-                id
-            }
-        };
+        let id = ids[name];
         faces.push((id, NewFace { embedding: Embedding { model: model.clone(), vector: v.to_vec() }, image_sha256: String::new(), bbox: [0.0; 4], quality: None, crop: None }));
     }
     g.enroll_many(faces)?;
@@ -253,12 +249,10 @@ fn protocol(
         let removed: Vec<&str> = mated.iter().enumerate().filter(|(i, _)| i % 2 == half).map(|(_, n)| *n).collect();
         progress(&format!("  non-mated searches, half {}: {} identities removed", half + 1, removed.len()));
         let g = build(&work.join(format!("minus{half}")), model, dim, enrolled)?;
-        for name in &removed {
-            match g.remove_identity(&IdentityRef::Name(name.to_string())) {
-                Ok(_) | Err(super::GalleryError::UnknownIdentity { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // Identities whose enrollment images had no face were never enrolled.
+        let present: Vec<IdentityRef> =
+            removed.iter().map(|n| IdentityRef::Name(n.to_string())).filter(|r| matches!(g.find_identity(r), Ok(Some(_)))).collect();
+        g.remove_identities(&present)?;
         let removed: std::collections::HashSet<&str> = removed.into_iter().collect();
         for (k, sc) in scorings.iter().enumerate() {
             let p = IdentifyParams { scoring: *sc, ..params.clone() };

@@ -678,20 +678,34 @@ impl Gallery {
     /// [`GalleryError::InvalidName`], [`GalleryError::DuplicateName`],
     /// [`GalleryError::InvalidParameter`] for metadata that is not an object; [`GalleryError::Store`].
     pub fn add_identity(&self, name: &str, metadata: serde_json::Value) -> Result<IdentityRecord, GalleryError> {
-        let name = check_name(name)?;
-        let metadata = match metadata {
-            serde_json::Value::Null => serde_json::json!({}),
-            m @ serde_json::Value::Object(_) => m,
-            _ => return Err(GalleryError::InvalidParameter { name: "metadata", message: "must be a JSON object".into() }),
-        };
-        let id = self.write(
-            |tx, path| store::insert_identity(tx, path, &name, &metadata),
-            |live, id| {
-                live.names.insert(*id, name.clone());
+        let id = self.add_identities(vec![(name.to_string(), metadata)])?[0];
+        self.identity_record(&IdentityRef::Id(id))
+    }
+
+    /// Adds several identities in one transaction (all or none); returns their ids in input order.
+    ///
+    /// # Errors
+    /// As [`Self::add_identity`], for the first bad one (nothing is added).
+    pub fn add_identities(&self, identities: Vec<(String, serde_json::Value)>) -> Result<Vec<i64>, GalleryError> {
+        let mut checked = Vec::with_capacity(identities.len());
+        for (name, metadata) in identities {
+            let name = check_name(&name)?;
+            let metadata = match metadata {
+                serde_json::Value::Null => serde_json::json!({}),
+                m @ serde_json::Value::Object(_) => m,
+                _ => return Err(GalleryError::InvalidParameter { name: "metadata", message: "must be a JSON object".into() }),
+            };
+            checked.push((name, metadata));
+        }
+        self.write(
+            |tx, path| checked.iter().map(|(name, metadata)| store::insert_identity(tx, path, name, metadata)).collect::<Result<Vec<i64>, _>>(),
+            |live, ids| {
+                for (id, (name, _)) in ids.iter().zip(&checked) {
+                    live.names.insert(*id, name.clone());
+                }
                 Ok(())
             },
-        )?;
-        self.identity_record(&IdentityRef::Id(id))
+        )
     }
 
     /// All identities, by name, with their face counts.
@@ -829,27 +843,49 @@ impl Gallery {
     /// # Errors
     /// [`GalleryError::UnknownIdentity`], [`GalleryError::Store`].
     pub fn remove_identity(&self, r: &IdentityRef) -> Result<Vec<i64>, GalleryError> {
-        let id = self.identity_record(r)?.id;
-        self.write(
+        self.remove_identities(std::slice::from_ref(r))
+    }
+
+    /// Removes several identities with all their faces in one transaction (all or none).
+    /// Returns the removed face ids.
+    ///
+    /// # Errors
+    /// [`GalleryError::UnknownIdentity`] for the first unknown one (nothing is removed);
+    /// [`GalleryError::Store`].
+    pub fn remove_identities(&self, refs: &[IdentityRef]) -> Result<Vec<i64>, GalleryError> {
+        let mut ids = Vec::with_capacity(refs.len());
+        for r in refs {
+            ids.push(self.identity_record(r)?.id);
+        }
+        let removed = self.write(
             |tx, path| {
-                let faces = store::face_ids_of(tx, path, id)?;
-                tx.execute("DELETE FROM faces WHERE identity_id = ?1", [id]).map_err(store::tx_err(path))?;
-                tx.execute("DELETE FROM identities WHERE id = ?1", [id]).map_err(store::tx_err(path))?;
-                Ok(faces)
-            },
-            |live, faces| {
-                for f in faces {
-                    live.index.remove(*f as u64);
-                    live.face_identity.remove(&(*f as u64));
+                let mut all = Vec::new();
+                for id in &ids {
+                    let faces = store::face_ids_of(tx, path, *id)?;
+                    tx.execute("DELETE FROM faces WHERE identity_id = ?1", [id]).map_err(store::tx_err(path))?;
+                    if tx.execute("DELETE FROM identities WHERE id = ?1", [id]).map_err(store::tx_err(path))? == 0 {
+                        return Err(GalleryError::UnknownIdentity { identity: format!("id:{id}") });
+                    }
+                    all.push((*id, faces));
                 }
-                live.names.remove(&id);
-                if let Some(t) = &mut live.templates {
-                    t.sums.remove(&id);
-                    t.index.remove(id as u64);
+                Ok(all)
+            },
+            |live, all| {
+                for (id, faces) in all {
+                    for f in faces {
+                        live.index.remove(*f as u64);
+                        live.face_identity.remove(&(*f as u64));
+                    }
+                    live.names.remove(id);
+                    if let Some(t) = &mut live.templates {
+                        t.sums.remove(id);
+                        t.index.remove(*id as u64);
+                    }
                 }
                 Ok(())
             },
-        )
+        )?;
+        Ok(removed.into_iter().flat_map(|(_, f)| f).collect())
     }
 
     /// Removes one face. Its identity stays, even with no face left.
