@@ -621,7 +621,7 @@ impl Gallery {
         let path = store.path().to_path_buf();
         let (out, g) = store.write(|tx| change(tx, &path))?;
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
-        if live.generation + 1 == g {
+        if live.generation.checked_add(1) == Some(g) {
             if let Err(e) = apply(&mut live, &out) {
                 live.generation = u64::MAX; // committed but not applied: rebuild on next use
                 return Err(e);
