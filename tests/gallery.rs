@@ -393,3 +393,32 @@ fn mean_templates_stay_in_step_with_changes() {
     check(&g, &faces, "after reopening");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_stale_index_file_is_rebuilt_not_trusted() {
+    let dir = tmpdir("stalefile");
+    let dim = 16;
+    let mut rng = Rng(31);
+    let v = rng.unit(dim);
+    {
+        let g = create(&dir, dim);
+        g.add_identity("gone", serde_json::Value::Null).unwrap();
+        g.enroll(&"gone".into(), face(v.clone())).unwrap();
+        g.save_index().ok();
+    }
+    // Keep the index file of the generation where "gone" is enrolled (if the index can be saved).
+    let index = dir.join(INDEX_FILE);
+    let old = std::fs::read(&index).ok();
+    {
+        let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+        g.remove_identity(&"gone".into()).unwrap();
+    }
+    if let Some(old) = &old {
+        std::fs::write(&index, old).unwrap(); // as if the process died before saving its index
+    }
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    assert!(g.index_origin().starts_with("rebuilt"), "{}", g.index_origin());
+    assert!(g.identify(&emb(v), &params(0.0)).unwrap().matches.is_empty());
+    assert!(g.check().unwrap().ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -551,6 +551,20 @@ pub(crate) fn identify_cmd(g: &Global, a: IdentifyArgs) -> anyhow::Result<ExitCo
             },
             search: if a.exact { SearchMode::Exact } else { SearchMode::Auto },
         };
+        // A 1:1 operating point does not hold for 1:N: a stranger is compared with everyone.
+        let n = gal.identities()?.len();
+        if let (Some(far), None) = (params.threshold.far, a.threshold) {
+            let fpir = 1.0 - (1.0 - far).powf(n as f64);
+            if fpir > 0.05 {
+                eprintln!(
+                    "warning: the threshold is the 1:1 operating point {} ({:.4}); with {n} identities enrolled, a stranger is matched to someone \
+                     about {:.0} % of the time (FPIR ≈ 1 − (1 − FAR)^N); pass a stricter --far or --threshold (README: Gallery and identification)",
+                    params.threshold.name,
+                    params.threshold.similarity,
+                    100.0 * fpir
+                );
+            }
+        }
         let (paths, mut failures) = expand_images(&a.images);
         let mut failures: Vec<String> = failures.drain(..).map(|(_, m)| m).collect();
         let mut fatal: Option<anyhow::Error> = None;
