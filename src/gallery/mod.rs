@@ -1016,7 +1016,7 @@ impl Gallery {
         match params.scoring {
             Scoring::Max => {
                 let n = live.index.len();
-                let mut k = (want * 4).min(n);
+                let mut k = want.saturating_mul(4).min(n);
                 while k > 0 {
                     let hits = live.index.search(q, k, params.search)?;
                     ranked.clear();
@@ -1035,12 +1035,12 @@ impl Gallery {
                     if ranked.len() >= want || k >= n {
                         break;
                     }
-                    k = (k * 4).min(n);
+                    k = k.saturating_mul(4).min(n);
                 }
             }
             Scoring::Mean => {
                 if let Some(t) = &live.templates {
-                    for h in t.index.search(q, want, params.search)? {
+                    for h in t.index.search(q, want.min(t.index.len()), params.search)? {
                         let identity = h.key as i64;
                         ranked.push(Match {
                             identity_id: identity,

@@ -318,7 +318,7 @@ pub(crate) fn gallery_cmd(g: &Global, cmd: GalleryCmd) -> anyhow::Result<ExitCod
                         "{:>8}  {:<28} {:<16} {:<5} {}",
                         f.id,
                         format!("[{:.0},{:.0},{:.0},{:.0}]", b[0], b[1], b[2], b[3]),
-                        &f.image_sha256[..f.image_sha256.len().min(16)],
+                        f.image_sha256.chars().take(16).collect::<String>(),
                         if f.has_crop { "yes" } else { "no" },
                         f.added
                     );
