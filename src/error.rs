@@ -7,6 +7,7 @@ use crate::cache::CacheError;
 use crate::calibrate::CalibrationError;
 use crate::compare::CompareError;
 use crate::eval::PairsError;
+use crate::gallery::GalleryError;
 use crate::quality::QualityFailure;
 use crate::imageio::ImageError;
 use crate::index::IndexError;
@@ -83,6 +84,10 @@ pub enum Error {
     /// The nearest-neighbour index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The gallery failed or refused the request ([`GalleryError::is_bad_input`] tells the
+    /// caller's input apart).
+    #[error(transparent)]
+    Gallery(#[from] GalleryError),
     /// A labelled-pairs file that cannot be read.
     #[error(transparent)]
     Pairs(#[from] PairsError),

@@ -40,6 +40,7 @@ pub mod detect;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod gallery;
 pub mod imageio;
 pub mod index;
 pub mod models;

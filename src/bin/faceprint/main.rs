@@ -24,6 +24,8 @@ use faceprint::pipeline::{AnalyzedImage, AnalyzerConfig, FaceAnalyzer, FaceSelec
 use faceprint::runtime::RuntimeOptions;
 use faceprint::Error;
 
+mod gallery;
+
 const EXIT_INTERNAL: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 3;
 const EXIT_MODELS: u8 = 4;
@@ -190,6 +192,17 @@ enum Cmd {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Manage the gallery of enrolled identities (--gallery DIR or FACEPRINT_GALLERY)
+    Gallery {
+        #[command(subcommand)]
+        cmd: gallery::GalleryCmd,
+    },
+    /// Enroll photos of one person into the gallery (one face per photo)
+    Enroll(gallery::EnrollArgs),
+    /// 1:N identification: who, if anyone in the gallery, is each face in these photos?
+    Identify(gallery::IdentifyArgs),
+    /// Bulk enrollment of a folder (one sub-folder per person, or --labels CSV); resumable
+    Index(gallery::IndexArgs),
     /// Benchmarks: model time per face vs raw ONNX Runtime, and end-to-end images per second
     Bench {
         /// Images for the end-to-end benchmark (files or directories)
@@ -215,6 +228,8 @@ enum EvalCmd {
         #[command(flatten)]
         opts: EvalOpts,
     },
+    /// 1:N identification on labelled folders (LFW protocol): rank-1, FNIR, FPIR, max vs mean scoring
+    Identification(gallery::EvalIdentificationArgs),
     /// Any TSV of image_a<TAB>image_b<TAB>same(1|0)
     Pairs {
         /// The pairs file; relative paths are relative to its folder
@@ -319,6 +334,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Calibrate { lfw_pairs, root, all_pairs, pairs, identities, far, out, model } => {
             calibrate_cmd(&g, &model, lfw_pairs, root, all_pairs, pairs, identities, &far, out)
         }
+        Cmd::Gallery { cmd } => gallery::gallery_cmd(&g, cmd),
+        Cmd::Enroll(a) => gallery::enroll_cmd(&g, a),
+        Cmd::Identify(a) => gallery::identify_cmd(&g, a),
+        Cmd::Index(a) => gallery::index_cmd(&g, a),
         Cmd::Bench { images, runs, model } => bench(&g, &model, &images, runs as usize),
     }
 }
@@ -854,6 +873,7 @@ fn eval_cmd(g: &Global, cmd: EvalCmd) -> anyhow::Result<ExitCode> {
             let k = p.iter().filter_map(|x| x.fold).max().map_or(0, |m| m + 1);
             (p, opts, None, None, format!("LFW {k}-fold"))
         }
+        EvalCmd::Identification(a) => return gallery::eval_identification(g, a),
         EvalCmd::Pairs { file, folds, far, threshold, opts } => {
             let mut p = eval::read_tsv_pairs(&file).map_err(Error::from)?;
             match folds {
