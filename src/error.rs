@@ -83,6 +83,9 @@ pub enum Error {
     /// The nearest-neighbour index failed.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// Clustering or the people collection failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A labelled-pairs file that cannot be read.
     #[error(transparent)]
     Pairs(#[from] PairsError),

@@ -24,6 +24,8 @@ use faceprint::pipeline::{AnalyzedImage, AnalyzerConfig, FaceAnalyzer, FaceSelec
 use faceprint::runtime::RuntimeOptions;
 use faceprint::Error;
 
+mod cluster;
+
 const EXIT_INTERNAL: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 3;
 const EXIT_MODELS: u8 = 4;
@@ -197,6 +199,10 @@ enum Cmd {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Group the faces of a photo collection into people (incremental, keeps your labels)
+    Cluster(cluster::ClusterArgs),
+    /// Label the people of a collection: list, name, merge, reject a face
+    People(cluster::PeopleArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -317,6 +323,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             calibrate_cmd(&g, &model, lfw_pairs, root, all_pairs, pairs, identities, &far, out)
         }
         Cmd::Bench { images, runs, model } => bench(&g, &model, &images, runs as usize),
+        Cmd::Cluster(a) => cluster::cluster_cmd(&g, a),
+        Cmd::People(a) => cluster::people_cmd(&g, a),
     }
 }
 
