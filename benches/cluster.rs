@@ -4,7 +4,8 @@
 //! 1–19 faces (mean 10). Seeded: every run clusters the same data.
 //!
 //! `cargo bench --bench cluster` (sizes 10,000 and 100,000), or
-//! `cargo bench --bench cluster -- 20000` for other sizes.
+//! `cargo bench --bench cluster -- 20000` for other sizes; `-- --exact 20000` forces the exact
+//! neighbour graph at any size (to measure what the inverted lists cost in recall).
 
 use std::time::Instant;
 
@@ -58,9 +59,12 @@ fn synthetic(n: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
-    let params = ClusterParams::default();
+    let exact = args.iter().any(|a| a == "--exact");
+    let params = ClusterParams { exact_below: if exact { usize::MAX } else { ClusterParams::default().exact_below }, ..Default::default() };
+    println!("neighbour graph: {}", if exact { "exact at every size".to_string() } else { format!("exact below {} faces, inverted lists above", params.exact_below) });
     println!("clustering synthetic faces (512-d, default parameters: threshold {}, {} neighbours, min {} faces)", params.threshold, params.neighbours, params.min_faces);
     println!("{:>8} {:>10} {:>9} {:>9} {:>9} {:>10}", "faces", "seconds", "clusters", "pair P", "pair R", "unassigned");
     for n in sizes {

@@ -32,12 +32,14 @@ pub struct Edge {
     pub similarity: f32,
 }
 
-/// Below this many faces the graph is exact. At 20,000 faces the exact path takes about 12 s on
-/// 2 busy cores (10,000: 3 s; BENCHMARKS.md), above that the inverted lists are faster.
-pub const EXACT_BELOW: usize = 20_000;
+/// Below this many faces the graph is exact. The exact path's time grows with n²: on the 2-core
+/// machine about 3 s at 10,000 faces and 21 s at 20,000, where the inverted lists take 1.8 s
+/// (BENCHMARKS.md "Clustering"); LFW's 7,701 photos stay on the exact path.
+pub const EXACT_BELOW: usize = 10_000;
 
-/// Lists probed per face on the inverted-list path. 12 of √n lists: on the synthetic benchmark
-/// at 100,000 faces, recall of the clustering equals the exact path's (BENCHMARKS.md).
+/// Lists probed per face on the inverted-list path: 12 of √n lists. On the synthetic benchmark
+/// at 20,000 faces this costs 0.07 points of pairwise recall against the exact graph and no
+/// precision (BENCHMARKS.md "Clustering").
 pub const IVF_PROBES: usize = 12;
 
 /// For each of the `n = vectors.len() / dim` unit vectors (row-major `[n, dim]`), its at most `k`

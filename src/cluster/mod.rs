@@ -103,6 +103,9 @@ pub struct ClusterParams {
     pub quality_gate: QualityGate,
     /// Threads for the neighbour graph; 0 = all cores. Default 0.
     pub threads: usize,
+    /// The neighbour graph is exact below this many faces and uses inverted lists above
+    /// ([`knn`]). Default [`knn::EXACT_BELOW`].
+    pub exact_below: usize,
 }
 
 /// Default merge threshold (mean cross-pair cosine similarity). The calibrated pairwise
@@ -120,6 +123,7 @@ impl Default for ClusterParams {
             same_photo_cannot_link: true,
             quality_gate: QualityGate::default(),
             threads: 0,
+            exact_below: knn::EXACT_BELOW,
         }
     }
 }
@@ -228,7 +232,11 @@ pub fn cluster(faces: &[FaceInput<'_>], params: &ClusterParams) -> Result<Cluste
         flat.extend_from_slice(faces[i].vector);
     }
     let threads = if params.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { params.threads };
-    let graph = knn::neighbours(&flat, dim, params.neighbours, params.threshold, threads);
+    let graph = if kept.len() < params.exact_below {
+        knn::neighbours_exact(&flat, dim, params.neighbours, params.threshold, threads)
+    } else {
+        knn::neighbours_ivf(&flat, dim, params.neighbours, params.threshold, threads, knn::IVF_PROBES)
+    };
     let items: Vec<agglomerative::Item<'_>> = kept
         .iter()
         .map(|&i| agglomerative::Item { vector: faces[i].vector, photo: faces[i].photo, seed: faces[i].person, not_persons: &faces[i].not_persons })

@@ -135,7 +135,7 @@ pub fn cluster_cmd(g: &Global, a: ClusterArgs) -> anyhow::Result<ExitCode> {
         min_faces: a.min_faces,
         same_photo_cannot_link: !a.allow_same_photo,
         quality_gate: if a.model.no_quality_gate { QualityGate::off() } else { gate_of(&a.model) },
-        threads: 0,
+        ..Default::default()
     };
     if let Err(e) = params.validate() {
         return Ok(fail(g, e));
