@@ -424,3 +424,63 @@ fn lfw_pairwise_precision_at_defaults() {
     assert!(p >= 0.99, "pairwise precision {p}");
     assert!(r >= 0.95, "pairwise recall {r} (0.978 measured)");
 }
+
+fn faceprint_raw(args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_faceprint")).args(args).output().expect("run faceprint");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
+}
+
+/// The whole loop on real photos with a state file: cluster, a broken file reported, name a
+/// person, reject a face, re-run: the labels hold; label errors give clear exit codes.
+#[test]
+fn cli_state_labels_and_broken_files() {
+    let Some(data) = common::shared_data("cli_state_labels_and_broken_files") else { return };
+    let dir = std::env::temp_dir().join(format!("faceprint-cluster-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("people.sqlite");
+    let broken = dir.join("broken.jpg");
+    std::fs::write(&broken, b"\xff\xd8\xff\xe0 not really a JPEG").unwrap();
+    let ds = data.join("deepface/tests/unit/dataset");
+    let photos: Vec<String> = ["img5.jpg", "img6.jpg", "img11.jpg", "img12.jpg", "img53.jpg", "img55.jpg"].iter().map(|f| ds.join(f).display().to_string()).collect();
+    let st = state.to_str().unwrap();
+    let mut args: Vec<&str> = vec!["--json", "cluster", "--state", st];
+    args.extend(photos.iter().map(String::as_str));
+    args.push(broken.to_str().unwrap());
+    let (out, err, code) = faceprint_raw(&args);
+    assert_eq!(code, 3, "a broken file gives exit 3: {err}");
+    assert!(err.contains("broken.jpg"), "the broken file is named: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["failed"].as_array().unwrap().len(), 1);
+    let people = v["people"].as_array().unwrap();
+    assert!(people.len() >= 2, "{v}");
+    let first = &people[0];
+    let pid = first["id"].as_u64().unwrap();
+    let faces: Vec<u64> = first["faces"].as_array().unwrap().iter().map(|f| f["face_id"].as_u64().unwrap()).collect();
+    assert!(faces.len() >= 3);
+    let (_, err, code) = faceprint_raw(&["people", "--state", st, "name", &pid.to_string(), "Ann"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, err, code) = faceprint_raw(&["people", "--state", st, "reject", &faces[0].to_string()]);
+    assert_eq!(code, 0, "{err}");
+    // Re-run without the broken file: the named person keeps its name and lacks the rejected face.
+    let mut args: Vec<&str> = vec!["--json", "cluster", "--state", st];
+    args.extend(photos.iter().map(String::as_str));
+    let (out, err, code) = faceprint_raw(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ann = v["people"].as_array().unwrap().iter().find(|p| p["id"].as_u64() == Some(pid)).expect("person kept");
+    assert_eq!(ann["name"].as_str(), Some("Ann"));
+    let now: Vec<u64> = ann["faces"].as_array().unwrap().iter().map(|f| f["face_id"].as_u64().unwrap()).collect();
+    assert!(!now.contains(&faces[0]), "rejected face is back: {now:?}");
+    assert_eq!(now.len(), faces.len() - 1);
+    let (out, _, code) = faceprint_raw(&["--json", "people", "--state", st, "list"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"Ann\""), "{out}");
+    // Errors: unknown person (3), merging a person with itself (2), no collection (3).
+    assert_eq!(faceprint_raw(&["people", "--state", st, "name", "999999", "X"]).2, 3);
+    assert_eq!(faceprint_raw(&["people", "--state", st, "merge", &pid.to_string(), &pid.to_string()]).2, 2);
+    let (_, err, code) = faceprint_raw(&["people", "--state", dir.join("none.sqlite").to_str().unwrap(), "list"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("no collection"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

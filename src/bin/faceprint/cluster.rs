@@ -159,11 +159,17 @@ pub fn cluster_cmd(g: &Global, a: ClusterArgs) -> anyhow::Result<ExitCode> {
             }
         })
     };
-    let mut coll = match &state {
+    let mut coll = match match &state {
         Some(s) => Collection::open(s),
         None => Collection::in_memory(),
-    }
-    .or_else(|e| Err(e).map_err(faceprint::Error::from))?;
+    } {
+        Ok(c) => c,
+        Err(ClusterError::Store { path, message }) => {
+            let message = format!("{message} (give --state FILE in a writable folder, or --no-state)");
+            return Ok(fail(g, ClusterError::Store { path, message }));
+        }
+        Err(e) => return Ok(fail(g, e)),
+    };
     let analyzer = load_analyzer(config(g, &a.model, true))?;
     let model = analyzer.model_id()?.to_string();
     if let Err(e) = coll.check_model(&model) {
