@@ -49,7 +49,7 @@ pub const IVF_PROBES: usize = 12;
 ///
 /// The caller checks shapes: `vectors.len()` must be a multiple of `dim` and `dim > 0`.
 pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize) -> Vec<Vec<Edge>> {
-    let n = if dim == 0 { 0 } else { vectors.len() / dim };
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
     if n >= EXACT_BELOW {
         neighbours_ivf(vectors, dim, k, floor, threads, IVF_PROBES)
     } else {
@@ -59,7 +59,7 @@ pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: us
 
 /// The exact path of [`neighbours`], whatever the size.
 pub fn neighbours_exact(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize) -> Vec<Vec<Edge>> {
-    let n = if dim == 0 { 0 } else { vectors.len() / dim };
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
     if n == 0 || k == 0 {
         return vec![Vec::new(); n];
     }
@@ -147,7 +147,7 @@ fn top(row: &[f32], t: usize) -> Vec<usize> {
 
 /// The inverted-list path of [`neighbours`] with `probes` lists per query, whatever the size.
 pub fn neighbours_ivf(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, probes: usize) -> Vec<Vec<Edge>> {
-    let n = if dim == 0 { 0 } else { vectors.len() / dim };
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
     if n == 0 || k == 0 {
         return vec![Vec::new(); n];
     }

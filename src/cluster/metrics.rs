@@ -79,10 +79,10 @@ pub fn evaluate<C: Eq + Hash + Clone, T: Eq + Hash + Clone>(predicted: &[Option<
     let mut cluster_size: HashMap<Key<C>, u64> = HashMap::new();
     let mut class_size: HashMap<T, u64> = HashMap::new();
     let mut joint: HashMap<(Key<C>, T), u64> = HashMap::new();
-    for i in 0..n {
+    for (i, t) in truth.iter().enumerate().take(n) {
         *cluster_size.entry(key(i)).or_default() += 1;
-        *class_size.entry(truth[i].clone()).or_default() += 1;
-        *joint.entry((key(i), truth[i].clone())).or_default() += 1;
+        *class_size.entry(t.clone()).or_default() += 1;
+        *joint.entry((key(i), t.clone())).or_default() += 1;
     }
     let predicted_pairs: u64 = cluster_size.values().map(|&s| pairs(s)).sum();
     let true_pairs: u64 = class_size.values().map(|&s| pairs(s)).sum();

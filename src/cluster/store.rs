@@ -587,15 +587,16 @@ impl Collection {
     /// current person) for good.
     ///
     /// # Errors
-    /// [`ClusterError::NoFace`]; [`ClusterError::NoPerson`] when `person` does not exist or the
-    /// face has no person and none is given; [`ClusterError::Store`].
+    /// [`ClusterError::NoFace`]; [`ClusterError::NoPerson`] when `person` does not exist;
+    /// [`ClusterError::InvalidParameter`] when the face is in no person and none is given;
+    /// [`ClusterError::Store`].
     pub fn reject_face(&mut self, face: u64, person: Option<u64>) -> Result<u64, ClusterError> {
         let current: Option<Option<i64>> =
             self.conn.query_row("SELECT person_id FROM faces WHERE id = ?1", [face as i64], |r| r.get(0)).optional().map_err(|e| self.err(e))?;
         let Some(current) = current else { return Err(ClusterError::NoFace(face)) };
         let p = match person.or(current.map(|c| c as u64)) {
             Some(p) => p,
-            None => return Err(ClusterError::NoPerson(0)),
+            None => return Err(ClusterError::InvalidParameter { name: "person", message: format!("face {face} is in no person: name the person it is not") }),
         };
         if !self.person_exists(p)? {
             return Err(ClusterError::NoPerson(p));
@@ -636,22 +637,5 @@ impl Collection {
         let mut v: Vec<PersonSummary> = rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?;
         v.sort_by(|a, b| b.faces.cmp(&a.faces).then(a.id.cmp(&b.id)));
         Ok(v)
-    }
-
-    /// The faces of image `path` with their ids and current person (for labelling by image).
-    ///
-    /// # Errors
-    /// [`ClusterError::Store`].
-    pub fn faces_of(&self, path: &Path) -> Result<Vec<(u64, [f32; 4], Option<u64>)>, ClusterError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT f.id, f.x1, f.y1, f.x2, f.y2, f.person_id FROM faces f JOIN images i ON i.id = f.image_id WHERE i.path = ?1 ORDER BY f.face_index")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([path.to_string_lossy()], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?], r.get::<_, Option<i64>>(5)?.map(|p| p as u64)))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 }
