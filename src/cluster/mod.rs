@@ -114,6 +114,22 @@ pub struct ClusterParams {
 /// "Clustering", `clustering_pr.svg`) reaches pairwise precision ≥ 0.99 from this value.
 pub const DEFAULT_THRESHOLD: f32 = 0.35;
 
+/// The default model's calibrated 1:1 threshold at FAR 1e-4 (`calibration/w600k_mbf-*.json`,
+/// all pairs among LFW's 7,701 photos).
+pub const DEFAULT_MODEL_THRESHOLD_AT_FAR_1E4: f32 = 0.282_585_92;
+
+/// How far the merge threshold sits above the model's 1:1 threshold at FAR 1e-4: 0.067, so that
+/// the default model gets [`DEFAULT_THRESHOLD`].
+pub const MARGIN_OVER_FAR_1E4: f32 = DEFAULT_THRESHOLD - DEFAULT_MODEL_THRESHOLD_AT_FAR_1E4;
+
+/// The default merge threshold for a model whose calibrated 1:1 threshold at FAR 1e-4 is
+/// `threshold_at_far_1e4` (from [`crate::pipeline::FaceAnalyzer::threshold_at_far`]): that
+/// threshold plus [`MARGIN_OVER_FAR_1E4`], clamped to [-1, 1]. This carries the LFW-measured
+/// default to other models and to user calibrations on the same similarity scale.
+pub fn threshold_for_model(threshold_at_far_1e4: f32) -> f32 {
+    (threshold_at_far_1e4 + MARGIN_OVER_FAR_1E4).clamp(-1.0, 1.0)
+}
+
 impl Default for ClusterParams {
     fn default() -> Self {
         ClusterParams {

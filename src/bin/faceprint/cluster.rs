@@ -12,7 +12,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use faceprint::cluster::store::{FaceRecord, Ingested};
-use faceprint::cluster::{evaluate, ClusterError, ClusterParams, Collection, CollectionReport, DEFAULT_THRESHOLD};
+use faceprint::cluster::{evaluate, threshold_for_model, ClusterError, ClusterParams, Collection, CollectionReport, DEFAULT_THRESHOLD};
 use faceprint::quality::QualityGate;
 
 use super::{config, expand_images, gate_of, load_analyzer, progress_bar, Global, ModelArgs, EXIT_BAD_INPUT};
@@ -38,8 +38,9 @@ pub struct ClusterArgs {
     #[arg(long)]
     allow_same_photo: bool,
     /// Merge threshold: mean cosine similarity over all cross pairs of two groups, in [-1, 1]
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD, allow_hyphen_values = true)]
-    threshold: f32,
+    /// [default: the model's calibrated threshold at FAR 1e-4 + 0.067, i.e. 0.35 for the default model]
+    #[arg(long, allow_hyphen_values = true)]
+    threshold: Option<f32>,
     /// Minimum faces for a person (smaller groups are left unassigned)
     #[arg(long, default_value_t = ClusterParams::default().min_faces)]
     min_faces: usize,
@@ -129,8 +130,8 @@ pub fn cluster_cmd(g: &Global, a: ClusterArgs) -> anyhow::Result<ExitCode> {
     if a.sweep.is_some() && !a.no_state {
         anyhow::bail!(faceprint::Error::InvalidParameter { name: "sweep", message: "--sweep re-clusters many times: use it with --no-state".into() });
     }
-    let params = ClusterParams {
-        threshold: a.threshold,
+    let mut params = ClusterParams {
+        threshold: a.threshold.unwrap_or(DEFAULT_THRESHOLD),
         neighbours: a.neighbours,
         min_faces: a.min_faces,
         same_photo_cannot_link: !a.allow_same_photo,
@@ -172,6 +173,12 @@ pub fn cluster_cmd(g: &Global, a: ClusterArgs) -> anyhow::Result<ExitCode> {
     };
     let analyzer = load_analyzer(config(g, &a.model, true))?;
     let model = analyzer.model_id()?.to_string();
+    if a.threshold.is_none() {
+        match analyzer.threshold_at_far(1e-4) {
+            Ok(t) => params.threshold = threshold_for_model(t.similarity),
+            Err(e) => eprintln!("warning: {e}; using the merge threshold measured for the default model, {DEFAULT_THRESHOLD} (or give --threshold)"),
+        }
+    }
     if let Err(e) = coll.check_model(&model) {
         return Ok(fail(g, e));
     }
