@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench cluster` (sizes 10,000 and 100,000), or
 //! `cargo bench --bench cluster -- 20000` for other sizes; `-- --exact 20000` forces the exact
-//! neighbour graph at any size (to measure what the inverted lists cost in recall).
+//! neighbour graph at any size (to measure what the inverted lists cost in recall); `-- --big 2000`
+//! puts a tenth of the faces into identities of 2,000 faces each.
 
 use std::time::Instant;
 
@@ -36,8 +37,9 @@ fn normalise(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x /= n);
 }
 
-/// `n` faces: (embeddings `[n, 512]`, identity per face, photo per face: one face per photo).
-fn synthetic(n: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
+/// `n` faces: (embeddings `[n, 512]`, identity per face; one face per photo). With `big > 0`,
+/// the first identities have `big` faces each, until they hold a tenth of the faces.
+fn synthetic(n: usize, seed: u64, big: usize) -> (Vec<f32>, Vec<usize>) {
     const D: usize = 512;
     let sigma = 0.04f32; // 512·σ² ≈ 0.82 → same-identity cosine ≈ 1 / 1.82 ≈ 0.55
     let mut rng = Rng(seed);
@@ -46,7 +48,7 @@ fn synthetic(n: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
     while ids.len() < n {
         let mut centre: Vec<f32> = (0..D).map(|_| rng.normal()).collect();
         normalise(&mut centre);
-        let size = 1 + (rng.next() % 19) as usize;
+        let size = if big > 0 && ids.len() < n / 10 { big } else { 1 + (rng.next() % 19) as usize };
         for _ in 0..size.min(n - ids.len()) {
             let mut v: Vec<f32> = centre.iter().map(|c| c + sigma * rng.normal()).collect();
             normalise(&mut v);
@@ -63,12 +65,17 @@ fn main() {
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
     let exact = args.iter().any(|a| a == "--exact");
+    // `--big N`: a tenth of the faces in identities of N faces each (a family member in every
+    // photo), to check that large groups do not slow the merging down.
+    let big = args.iter().position(|a| a == "--big").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0usize);
+    let sizes: Vec<usize> = sizes.into_iter().filter(|&s| s != big).collect();
+    let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
     let params = ClusterParams { exact_below: if exact { usize::MAX } else { ClusterParams::default().exact_below }, ..Default::default() };
     println!("neighbour graph: {}", if exact { "exact at every size".to_string() } else { format!("exact below {} faces, inverted lists above", params.exact_below) });
     println!("clustering synthetic faces (512-d, default parameters: threshold {}, {} neighbours, min {} faces)", params.threshold, params.neighbours, params.min_faces);
     println!("{:>8} {:>10} {:>9} {:>9} {:>9} {:>10}", "faces", "seconds", "clusters", "pair P", "pair R", "unassigned");
     for n in sizes {
-        let (vecs, ids) = synthetic(n, 42);
+        let (vecs, ids) = synthetic(n, 42, big);
         let faces: Vec<FaceInput> =
             vecs.chunks_exact(512).enumerate().map(|(i, v)| FaceInput { vector: v, photo: i as u64, quality: None, person: None, not_persons: Vec::new() }).collect();
         let t = Instant::now();
