@@ -88,6 +88,9 @@ pub enum Error {
     /// caller's input apart).
     #[error(transparent)]
     Gallery(#[from] GalleryError),
+    /// Clustering or the people collection failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A labelled-pairs file that cannot be read.
     #[error(transparent)]
     Pairs(#[from] PairsError),

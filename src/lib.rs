@@ -35,6 +35,7 @@
 pub mod align;
 pub mod cache;
 pub mod calibrate;
+pub mod cluster;
 pub mod compare;
 pub mod detect;
 pub mod embed;

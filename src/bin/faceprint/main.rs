@@ -25,6 +25,7 @@ use faceprint::runtime::RuntimeOptions;
 use faceprint::Error;
 
 mod gallery;
+mod cluster;
 
 const EXIT_INTERNAL: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 3;
@@ -213,6 +214,10 @@ enum Cmd {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Group the faces of a photo collection into people (incremental, keeps your labels)
+    Cluster(cluster::ClusterArgs),
+    /// Label the people of a collection: list, name, merge, reject a face
+    People(cluster::PeopleArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -339,6 +344,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Identify(a) => gallery::identify_cmd(&g, a),
         Cmd::Index(a) => gallery::index_cmd(&g, a),
         Cmd::Bench { images, runs, model } => bench(&g, &model, &images, runs as usize),
+        Cmd::Cluster(a) => cluster::cluster_cmd(&g, a),
+        Cmd::People(a) => cluster::people_cmd(&g, a),
     }
 }
 

@@ -1,0 +1,312 @@
+//! The neighbour graph the clustering starts from: for every face, its nearest faces by cosine
+//! similarity, keeping only those at or above a floor.
+//!
+//! Two paths, chosen by [`neighbours`] from the number of faces:
+//! - **exact** (below [`EXACT_BELOW`] faces): every pair is scored by a blocked matrix product
+//!   (`ndarray`'s `general_mat_mul`, i.e. the `matrixmultiply` kernels), rows split over
+//!   threads; `n² · d` multiply-adds (n faces, d = 512);
+//! - **inverted lists** (IVF, Jégou et al. 2011, as in FAISS `IndexIVFFlat`): spherical k-means
+//!   splits the faces into `√n` lists; each face is compared exactly with the members of its
+//!   [`IVF_PROBES`] nearest lists. `n² · d · probes / √n` multiply-adds: for 100,000 faces about
+//!   40× less than exact. Faces of one person sit close together, so their neighbours are in the
+//!   same or adjacent lists; a missed neighbour can only cost recall (a merge not proposed), never
+//!   precision. The benchmark (BENCHMARKS.md "Clustering") reports both.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2};
+
+/// Queries per block (rows of one matrix product).
+const ROW_BLOCK: usize = 256;
+/// Candidates per block (columns of one matrix product). 256 × 4096 similarities = 4 MiB.
+const COL_BLOCK: usize = 4096;
+
+/// One edge of the neighbour graph.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Edge {
+    /// Index of the neighbour in the input.
+    pub to: u32,
+    /// Cosine similarity in [-1, 1].
+    pub similarity: f32,
+}
+
+/// Below this many faces the graph is exact. The exact path's time grows with n²: on the 2-core
+/// machine about 3 s at 10,000 faces and 21 s at 20,000, where the inverted lists take 1.8 s
+/// (BENCHMARKS.md "Clustering"); LFW's 7,701 photos stay on the exact path.
+pub const EXACT_BELOW: usize = 10_000;
+
+/// Lists probed per face on the inverted-list path: 12 of √n lists. On the synthetic benchmark
+/// at 20,000 faces this costs 0.07 points of pairwise recall against the exact graph and no
+/// precision (BENCHMARKS.md "Clustering").
+pub const IVF_PROBES: usize = 12;
+
+/// For each of the `n = vectors.len() / dim` unit vectors (row-major `[n, dim]`), its at most `k`
+/// most similar other vectors with similarity ≥ `floor`, best first (ties by index). Exact below
+/// [`EXACT_BELOW`] vectors, inverted lists above (see the module docs). Runs on `threads`
+/// threads (≥ 1).
+///
+/// The caller checks shapes: `vectors.len()` must be a multiple of `dim` and `dim > 0`.
+pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize) -> Vec<Vec<Edge>> {
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
+    if n >= EXACT_BELOW {
+        neighbours_ivf(vectors, dim, k, floor, threads, IVF_PROBES)
+    } else {
+        neighbours_exact(vectors, dim, k, floor, threads)
+    }
+}
+
+/// The exact path of [`neighbours`], whatever the size.
+pub fn neighbours_exact(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize) -> Vec<Vec<Edge>> {
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
+    if n == 0 || k == 0 {
+        return vec![Vec::new(); n];
+    }
+    let all = match ArrayView2::from_shape((n, dim), &vectors[..n * dim]) {
+        Ok(a) => a,
+        Err(_) => return vec![Vec::new(); n],
+    };
+    let blocks = n.div_ceil(ROW_BLOCK);
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<Vec<Edge>>> = Mutex::new(vec![Vec::new(); n]);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut prod = Array2::<f32>::zeros((ROW_BLOCK, COL_BLOCK));
+                loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed);
+                    if b >= blocks {
+                        break;
+                    }
+                    let r0 = b * ROW_BLOCK;
+                    let r1 = (r0 + ROW_BLOCK).min(n);
+                    let rows = all.slice(ndarray::s![r0..r1, ..]);
+                    let mut found: Vec<Vec<Edge>> = vec![Vec::new(); r1 - r0];
+                    let mut c0 = 0;
+                    while c0 < n {
+                        let c1 = (c0 + COL_BLOCK).min(n);
+                        let cols = all.slice(ndarray::s![c0..c1, ..]);
+                        let mut p = prod.slice_mut(ndarray::s![..r1 - r0, ..c1 - c0]);
+                        general_mat_mul(1.0, &rows, &cols.t(), 0.0, &mut p);
+                        for (i, row) in p.outer_iter().enumerate() {
+                            let me = r0 + i;
+                            let f = &mut found[i];
+                            for (j, &s) in row.iter().enumerate() {
+                                let other = c0 + j;
+                                if s >= floor && other != me {
+                                    f.push(Edge { to: other as u32, similarity: s });
+                                }
+                            }
+                            // Keep lists bounded while scanning: prune to k once they grow past 4k.
+                            if f.len() > 4 * k.max(16) {
+                                keep_best(f, k);
+                            }
+                        }
+                        c0 = c1;
+                    }
+                    for f in &mut found {
+                        keep_best(f, k);
+                    }
+                    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+                    for (i, f) in found.into_iter().enumerate() {
+                        o[r0 + i] = f;
+                    }
+                }
+            });
+        }
+    });
+    out.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `a · bᵀ` for row-major `a` `[m, d]` and `b` `[p, d]`, into `out` `[m, p]`.
+fn product(a: &[f32], b: &[f32], d: usize, out: &mut Vec<f32>) {
+    let (m, p) = (a.len() / d, b.len() / d);
+    out.clear();
+    out.resize(m * p, 0.0);
+    let (Ok(av), Ok(bv)) = (ArrayView2::from_shape((m, d), a), ArrayView2::from_shape((p, d), b)) else { return };
+    let Ok(mut ov) = ndarray::ArrayViewMut2::from_shape((m, p), &mut out[..]) else { return };
+    general_mat_mul(1.0, &av, &bv.t(), 0.0, &mut ov);
+}
+
+/// Indices of the `t` largest values of `row`, best first.
+fn top(row: &[f32], t: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    let cmp = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
+    let t = t.min(idx.len());
+    if t == 0 {
+        return Vec::new();
+    }
+    if t < idx.len() {
+        idx.select_nth_unstable_by(t - 1, cmp);
+        idx.truncate(t);
+    }
+    idx.sort_by(cmp);
+    idx
+}
+
+/// The inverted-list path of [`neighbours`] with `probes` lists per query, whatever the size.
+pub fn neighbours_ivf(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, probes: usize) -> Vec<Vec<Edge>> {
+    let n = vectors.len().checked_div(dim).unwrap_or(0);
+    if n == 0 || k == 0 {
+        return vec![Vec::new(); n];
+    }
+    let lists = ((n as f64).sqrt().round() as usize).clamp(1, n);
+    let probes = probes.clamp(1, lists);
+    let row = |i: usize| &vectors[i * dim..(i + 1) * dim];
+    // Spherical k-means on an evenly spaced sample (deterministic), 8 iterations.
+    let sample: Vec<usize> = {
+        let m = (lists * 40).min(n);
+        (0..m).map(|j| j * n / m).collect()
+    };
+    let mut centres: Vec<f32> = sample.iter().step_by((sample.len() / lists).max(1)).take(lists).flat_map(|&i| row(i).to_vec()).collect();
+    let lists = centres.len() / dim;
+    let sample_data: Vec<f32> = sample.iter().flat_map(|&i| row(i).to_vec()).collect();
+    let mut scores = Vec::new();
+    for _ in 0..8 {
+        product(&sample_data, &centres, dim, &mut scores);
+        let mut sums = vec![0f32; lists * dim];
+        for (s, sc) in scores.chunks_exact(lists).enumerate() {
+            let best = top(sc, 1)[0];
+            sums[best * dim..(best + 1) * dim].iter_mut().zip(&sample_data[s * dim..(s + 1) * dim]).for_each(|(a, x)| *a += x);
+        }
+        for (c, sum) in sums.chunks_exact(dim).enumerate() {
+            let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                centres[c * dim..(c + 1) * dim].iter_mut().zip(sum).for_each(|(a, x)| *a = x / norm);
+            }
+        }
+    }
+    // Each vector's nearest list (its home) and its `probes` nearest lists, in chunks over threads.
+    let mut home = vec![0u32; n];
+    let mut probed: Vec<Vec<u32>> = vec![Vec::new(); lists];
+    {
+        let chunk = 4096;
+        let parts: Mutex<Vec<(usize, Vec<Vec<usize>>)>> = Mutex::new(Vec::new());
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    let mut sc = Vec::new();
+                    loop {
+                        let c = next.fetch_add(1, Ordering::Relaxed);
+                        let r0 = c * chunk;
+                        if r0 >= n {
+                            break;
+                        }
+                        let r1 = (r0 + chunk).min(n);
+                        product(&vectors[r0 * dim..r1 * dim], &centres, dim, &mut sc);
+                        let tops: Vec<Vec<usize>> = sc.chunks_exact(lists).map(|r| top(r, probes)).collect();
+                        parts.lock().unwrap_or_else(|e| e.into_inner()).push((r0, tops));
+                    }
+                });
+            }
+        });
+        let mut parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
+        parts.sort_by_key(|p| p.0);
+        for (r0, tops) in parts {
+            for (i, t) in tops.into_iter().enumerate() {
+                home[r0 + i] = t[0] as u32;
+                for l in t {
+                    probed[l].push((r0 + i) as u32);
+                }
+            }
+        }
+    }
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); lists];
+    for (i, &h) in home.iter().enumerate() {
+        members[h as usize].push(i as u32);
+    }
+    // Per list: its probing queries × its members, exactly.
+    let next = AtomicUsize::new(0);
+    let found: Mutex<Vec<Vec<(u32, Edge)>>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let (mut q, mut m, mut sc, mut local) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                loop {
+                    let l = next.fetch_add(1, Ordering::Relaxed);
+                    if l >= lists {
+                        break;
+                    }
+                    if members[l].is_empty() || probed[l].is_empty() {
+                        continue;
+                    }
+                    m.clear();
+                    members[l].iter().for_each(|&i| m.extend_from_slice(row(i as usize)));
+                    for qs in probed[l].chunks(ROW_BLOCK) {
+                        q.clear();
+                        qs.iter().for_each(|&i| q.extend_from_slice(row(i as usize)));
+                        product(&q, &m, dim, &mut sc);
+                        for (qi, r) in sc.chunks_exact(members[l].len()).enumerate() {
+                            let me = qs[qi];
+                            for (mi, &sim) in r.iter().enumerate() {
+                                let other = members[l][mi];
+                                if sim >= floor && other != me {
+                                    local.push((me, Edge { to: other, similarity: sim }));
+                                }
+                            }
+                        }
+                    }
+                }
+                found.lock().unwrap_or_else(|e| e.into_inner()).push(local);
+            });
+        }
+    });
+    let mut out: Vec<Vec<Edge>> = vec![Vec::new(); n];
+    for part in found.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        for (me, e) in part {
+            out[me as usize].push(e);
+        }
+    }
+    for f in &mut out {
+        keep_best(f, k);
+    }
+    out
+}
+
+/// Sorts best first (ties by index) and truncates to `k`.
+fn keep_best(f: &mut Vec<Edge>, k: usize) {
+    let cmp = |a: &Edge, b: &Edge| b.similarity.total_cmp(&a.similarity).then(a.to.cmp(&b.to));
+    if f.len() > k {
+        f.select_nth_unstable_by(k - 1, cmp);
+        f.truncate(k);
+    }
+    f.sort_by(cmp);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_brute_force() {
+        // 600 pseudo-random unit vectors in 8-d, more than one row and column block apart.
+        let (n, d) = (600usize, 8usize);
+        let mut state = 12345u64;
+        let mut v = Vec::with_capacity(n * d);
+        for _ in 0..n * d {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            v.push(((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5);
+        }
+        for row in v.chunks_mut(d) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        let g = neighbours_exact(&v, d, 5, 0.2, 2);
+        // Inverted lists probing every list are exact too.
+        let lists = (n as f64).sqrt().round() as usize;
+        assert_eq!(neighbours_ivf(&v, d, 5, 0.2, 2, lists), g);
+        for i in [0usize, 255, 256, 599] {
+            let mut all: Vec<Edge> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| Edge { to: j as u32, similarity: crate::compare::dot(&v[i * d..(i + 1) * d], &v[j * d..(j + 1) * d]) })
+                .filter(|e| e.similarity >= 0.2)
+                .collect();
+            keep_best(&mut all, 5);
+            let got: Vec<u32> = g[i].iter().map(|e| e.to).collect();
+            let want: Vec<u32> = all.iter().map(|e| e.to).collect();
+            assert_eq!(got, want, "row {i}");
+        }
+    }
+}
