@@ -57,6 +57,9 @@ fn body_error(status: StatusCode, text: String, limit: usize) -> ApiError {
 /// are fields kept as strings even when they look like numbers (multipart only).
 pub(crate) async fn read_input(req: Request, image_fields: &[&str], text_fields: &[&str], limit: usize) -> Result<Input, ApiError> {
     let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, limit).await?;
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
     let mut images = HashMap::new();
     let mut params = serde_json::Map::new();
     if ct.starts_with("multipart/form-data") {
@@ -101,6 +104,43 @@ pub(crate) async fn read_input(req: Request, image_fields: &[&str], text_fields:
         ));
     }
     Ok(Input { images, params })
+}
+
+/// Reads a body of at most `limit` bytes. A longer one is read on and discarded up to four times
+/// the limit (so that the client, still sending, receives the 413 answer instead of a broken
+/// connection) and answered with `body_too_large`; a declared `Content-Length` beyond that is
+/// refused at once.
+pub(crate) async fn read_body(headers: &axum::http::HeaderMap, mut body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let hard = limit.saturating_mul(4);
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > hard) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let (mut seen, mut over) = (0usize, false);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen > limit {
+                if !over {
+                    over = true;
+                    buf = Vec::new();
+                }
+                if seen > hard {
+                    break;
+                }
+            } else {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    if over {
+        Err(ApiError::body_too_large(limit))
+    } else {
+        Ok(Bytes::from(buf))
+    }
 }
 
 fn decode_base64(field: &str, s: &str) -> Result<Bytes, ApiError> {

@@ -482,8 +482,8 @@ pub(crate) async fn create_identity(
     Extension(caller): Extension<Caller>,
     req: Request,
 ) -> Result<(StatusCode, Json<IdentityRecordDto>), ApiError> {
-    caller.require(Scope::Admin)?;
     let mut input = read_input(req, &[], &["name"], st.cfg.max_body_bytes).await?;
+    caller.require(Scope::Admin)?; // after reading the body, so that the client receives the 403
     let body: CreateIdentity = input.params()?;
     let gal = gallery(&st)?;
     let rec = blocking(move || gal.add_identity(&body.name, body.metadata.unwrap_or(Value::Null)).map_err(ApiError::from)).await?;
@@ -527,8 +527,8 @@ pub(crate) async fn rename_identity(
     Path(identity): Path<String>,
     req: Request,
 ) -> Result<Json<IdentityRecordDto>, ApiError> {
-    caller.require(Scope::Admin)?;
     let mut input = read_input(req, &[], &["name"], st.cfg.max_body_bytes).await?;
+    caller.require(Scope::Admin)?; // after reading the body, so that the client receives the 403
     let body: RenameIdentity = input.params()?;
     let gal = gallery(&st)?;
     let rec = blocking(move || gal.rename(&identity_ref(&identity), &body.name).map_err(ApiError::from)).await?;
@@ -582,8 +582,8 @@ pub(crate) async fn enroll_face(
     Path(identity): Path<String>,
     req: Request,
 ) -> Result<(StatusCode, Json<EnrolledResponse>), ApiError> {
-    caller.require(Scope::Admin)?;
     let mut input = read_input(req, &["image"], &[], st.cfg.max_body_bytes).await?;
+    caller.require(Scope::Admin)?; // after reading the body, so that the client receives the 403
     let image = input.take_image("image")?;
     let p: EnrollParams = input.params()?;
     let policy = match (p.face, p.largest.unwrap_or(false)) {
@@ -651,8 +651,8 @@ pub(crate) async fn delete_face(State(st): State<Arc<AppState>>, Extension(calle
     security(("api_key" = []))
 )]
 pub(crate) async fn merge_identities(State(st): State<Arc<AppState>>, Extension(caller): Extension<Caller>, req: Request) -> Result<Json<IdentityRecordDto>, ApiError> {
-    caller.require(Scope::Admin)?;
     let mut input = read_input(req, &[], &["from", "into"], st.cfg.max_body_bytes).await?;
+    caller.require(Scope::Admin)?; // after reading the body, so that the client receives the 403
     let body: MergeIdentities = input.params()?;
     let (from, into) = (value_ref(&body.from)?, value_ref(&body.into)?);
     let gal = gallery(&st)?;

@@ -287,6 +287,14 @@ pub struct ApiDoc;
 
 // ---------------------------------------------------------------- middleware
 
+/// A refusal before the body is read: the body is read and discarded first (bounded by the body
+/// limit and the request timeout), so that a client still sending receives the answer.
+async fn refuse(st: &AppState, req: Request, e: ApiError) -> Response {
+    let (parts, body) = req.into_parts();
+    let _ = tokio::time::timeout(st.cfg.request_timeout(), api::read_body(&parts.headers, body, st.cfg.max_body_bytes)).await;
+    e.into_response()
+}
+
 async fn auth(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     if st.keys.is_empty() {
         req.extensions_mut().insert(Caller { name: "anonymous".into(), scope: Scope::Admin });
@@ -299,7 +307,8 @@ async fn auth(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
         .map(str::to_string)
         .or_else(|| h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(|s| s.trim().to_string()));
     let Some(key) = key else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing API key: send it in the X-API-Key header or as Authorization: Bearer KEY").into_response();
+        let e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing API key: send it in the X-API-Key header or as Authorization: Bearer KEY");
+        return refuse(&st, req, e).await;
     };
     match st.keys.get(&hash_key(&key)) {
         Some((name, scope)) => {
@@ -309,7 +318,7 @@ async fn auth(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
             resp.extensions_mut().insert(caller);
             resp
         }
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "the API key is not recognised").into_response(),
+        None => refuse(&st, req, ApiError::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "the API key is not recognised")).await,
     }
 }
 
