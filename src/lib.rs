@@ -49,5 +49,6 @@ pub mod pipeline;
 pub mod plot;
 pub mod quality;
 pub mod runtime;
+pub mod server;
 
 pub use error::{Error, Result};

@@ -114,6 +114,48 @@ pub struct AnalyzedImage {
     pub faces: Vec<Face>,
 }
 
+/// An image detected, aligned and measured but not yet embedded ([`FaceAnalyzer::prepare`]).
+#[derive(Debug, Clone)]
+pub struct PreparedImage {
+    /// The analysis so far: faces with boxes, landmarks and quality, without embeddings.
+    pub image: AnalyzedImage,
+    /// The aligned 112×112 crops, one per face of `image`, in face order.
+    pub crops: Vec<RgbImage>,
+}
+
+impl PreparedImage {
+    /// The analysis so far (faces without embeddings).
+    pub fn image(&self) -> &AnalyzedImage {
+        &self.image
+    }
+
+    /// The aligned 112×112 crops, one per face of [`Self::image`], in face order.
+    pub fn crops(&self) -> Vec<&RgbImage> {
+        self.crops.iter().collect()
+    }
+
+    /// The finished analysis: `embeddings` (one per crop, in order, e.g. from
+    /// [`FaceAnalyzer::embed_crops`]) attached to the faces, or none.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when the number of embeddings is not the number of faces.
+    pub fn finish(self, embeddings: Option<Vec<Embedding>>) -> Result<AnalyzedImage> {
+        let mut image = self.image;
+        if let Some(e) = embeddings {
+            if e.len() != image.faces.len() {
+                return Err(Error::InvalidParameter {
+                    name: "embeddings",
+                    message: format!("{} embeddings for {} faces", e.len(), image.faces.len()),
+                });
+            }
+            for (f, e) in image.faces.iter_mut().zip(e) {
+                f.embedding = Some(e);
+            }
+        }
+        Ok(image)
+    }
+}
+
 /// Which face of a multi-face image a 1:1 comparison uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FaceSelection {
@@ -305,48 +347,65 @@ impl FaceAnalyzer {
     }
 
     /// Detects, aligns, measures the quality of and (if `embed`) embeds every face of a decoded
-    /// image.
+    /// image. Same as [`Self::prepare`], then (if `embed`) [`Self::embed_crops`] on its crops and
+    /// [`PreparedImage::finish`].
     ///
     /// # Errors
     /// [`Error::Inference`]; [`Error::InvalidParameter`] when `embed` is asked of a detector-only analyzer.
     pub fn analyze(&self, path: &Path, img: &DecodedImage, embed: bool) -> Result<AnalyzedImage> {
+        let prepared = self.prepare(path, img)?;
+        if !embed {
+            return prepared.finish(None);
+        }
+        let embeddings = self.embed_crops(&prepared.crops())?;
+        prepared.finish(Some(embeddings))
+    }
+
+    /// The first half of [`Self::analyze`]: detects, aligns and measures the quality of every
+    /// face, without embedding. The aligned crops ([`PreparedImage::crops`]) can then be embedded
+    /// together with those of other images in one recogniser batch ([`Self::embed_crops`]) — what
+    /// the HTTP service does for requests that arrive together.
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when the detector fails.
+    pub fn prepare(&self, path: &Path, img: &DecodedImage) -> Result<PreparedImage> {
         let dets = self.detect(&img.image)?;
         let mut warnings = img.warnings.clone();
         let aligned = self.align(&img.image, &dets);
-        let mut kept: Vec<(Detection, AlignedFace)> = Vec::with_capacity(dets.len());
+        let mut faces = Vec::with_capacity(dets.len());
+        let mut crops = Vec::with_capacity(dets.len());
         for (d, a) in dets.into_iter().zip(aligned) {
             match a {
-                Some(a) => kept.push((d, a)),
+                Some(a) => {
+                    faces.push(Face { index: faces.len(), size: d.size(), quality: quality::measure(&d, &a.image), detection: d, embedding: None });
+                    crops.push(a.image);
+                }
                 None => warnings.push(format!("face at {:?}: degenerate landmarks, cannot align; skipped", d.bbox)),
             }
         }
-        let embeddings: Vec<Option<Embedding>> = if embed {
-            let rec = self.recognizer_or_err()?;
-            let crops: Vec<&RgbImage> = kept.iter().map(|(_, a)| &a.image).collect();
-            rec.embed_with(&crops, self.config.flip)?.into_iter().map(Some).collect()
-        } else {
-            vec![None; kept.len()]
-        };
-        let faces = kept
-            .into_iter()
-            .zip(embeddings)
-            .enumerate()
-            .map(|(i, ((d, a), embedding))| Face {
-                index: i,
-                size: d.size(),
-                quality: quality::measure(&d, &a.image),
-                detection: d,
-                embedding,
-            })
-            .collect();
-        Ok(AnalyzedImage {
+        let image = AnalyzedImage {
             path: path.to_path_buf(),
             width: img.image.width(),
             height: img.image.height(),
             orientation: img.orientation,
             warnings,
             faces,
-        })
+        };
+        Ok(PreparedImage { image, crops })
+    }
+
+    /// Embeds aligned 112×112 crops — from one image or from many — in recogniser batches of
+    /// [`AnalyzerConfig::batch_size`], with the configured flip test. One embedding per crop, in
+    /// order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a detector-only analyzer or a crop that is not 112×112;
+    /// [`Error::Inference`] when ONNX Runtime fails.
+    pub fn embed_crops(&self, crops: &[&RgbImage]) -> Result<Vec<Embedding>> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.recognizer_or_err()?.embed_with(crops, self.config.flip)
     }
 
     /// Decodes the file at `path` and analyses it.

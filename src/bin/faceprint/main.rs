@@ -26,6 +26,7 @@ use faceprint::Error;
 
 mod gallery;
 mod cluster;
+mod serve;
 
 const EXIT_INTERNAL: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 3;
@@ -204,6 +205,8 @@ enum Cmd {
     Identify(gallery::IdentifyArgs),
     /// Bulk enrollment of a folder (one sub-folder per person, or --labels CSV); resumable
     Index(gallery::IndexArgs),
+    /// HTTP service: JSON API for detect, embed, verify, identify and the gallery (README "HTTP service")
+    Serve(serve::ServeArgs),
     /// Benchmarks: model time per face vs raw ONNX Runtime, and end-to-end images per second
     Bench {
         /// Images for the end-to-end benchmark (files or directories)
@@ -343,6 +346,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Enroll(a) => gallery::enroll_cmd(&g, a),
         Cmd::Identify(a) => gallery::identify_cmd(&g, a),
         Cmd::Index(a) => gallery::index_cmd(&g, a),
+        Cmd::Serve(a) => serve::run(&g, &a),
         Cmd::Bench { images, runs, model } => bench(&g, &model, &images, runs as usize),
         Cmd::Cluster(a) => cluster::cluster_cmd(&g, a),
         Cmd::People(a) => cluster::people_cmd(&g, a),
