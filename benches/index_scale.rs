@@ -1,0 +1,399 @@
+//! Scale benchmark of the nearest-neighbour index (issue 4): build time, memory, single-thread
+//! top-10 query latency and recall@10 against an exact f32 computation.
+//!
+//! ```text
+//! cargo bench --bench index_scale -- [--n 1000000] [--data uniform|faces|both] [--storage f16|f32]
+//!     [--m 16] [--ef-construction 128] [--ef 64[,128,...]] [--queries 1000] [--truth-queries 200]
+//!     [--knn] [--crossover] [--serial] [--seed 42]
+//! ```
+//!
+//! Data (seeded, generated in chunks of 10,000 so the f32 originals are never all in memory):
+//! * `uniform`: i.i.d. N(0, I₅₁₂) vectors, L2-normalized (uniform on the sphere; the hardest case,
+//!   neighbours barely closer than anything else). Queries are fresh vectors from the same law.
+//! * `faces`: identities of 10 samples each; an identity centre c is uniform on the sphere, a
+//!   sample is normalize(c + σ·z) with z ~ N(0, I/512) and σ = 0.8, so two samples of one identity
+//!   have cosine ≈ 1/(1+σ²) ≈ 0.61 and different identities ≈ 0. Queries are fresh samples of
+//!   stored identities (probes).
+//!
+//! Recall@10 = |approximate top 10 ∩ exact top 10| / 10, averaged over `--truth-queries` queries,
+//! exact = brute force in f32 over the regenerated original vectors (not the stored f16 ones).
+//! Memory: VmHWM (peak) and VmRSS from /proc/self/status after building. Runs one process; the
+//! vectors are generated and inserted chunk by chunk, one insert at a time (see `add_batch`).
+//! Times are wall clock and, where the machine is shared, CPU time (getrusage) beside them.
+
+use std::time::Instant;
+
+use faceprint::index::{IndexParams, SearchMode, VectorIndex, VectorStorage};
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+
+const DIM: usize = 512;
+const CHUNK: usize = 10_000;
+const PER_IDENTITY: usize = 10;
+const SIGMA: f32 = 0.8;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Data {
+    Uniform,
+    Faces,
+}
+
+impl Data {
+    fn name(self) -> &'static str {
+        match self {
+            Data::Uniform => "uniform",
+            Data::Faces => "faces",
+        }
+    }
+}
+
+fn normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+fn gaussian(rng: &mut impl Rng, out: &mut [f32], scale: f32) {
+    for x in out.iter_mut() {
+        let g: f32 = rng.sample(StandardNormal);
+        *x = g * scale;
+    }
+}
+
+fn identity_centre(seed: u64, id: usize) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xC3A5_C85C_97CB_3127 ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut c = vec![0f32; DIM];
+    gaussian(&mut rng, &mut c, 1.0);
+    normalize(&mut c);
+    c
+}
+
+/// Vectors `start..start+len` of the stored set (one chunk), row-major.
+fn chunk(data: Data, seed: u64, index: usize, n: usize) -> Vec<f32> {
+    let start = index * CHUNK;
+    let len = CHUNK.min(n - start);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(index as u64 * 7919));
+    let mut out = vec![0f32; len * DIM];
+    let mut centre: Option<(usize, Vec<f32>)> = None;
+    for (j, v) in out.chunks_exact_mut(DIM).enumerate() {
+        match data {
+            Data::Uniform => gaussian(&mut rng, v, 1.0),
+            Data::Faces => {
+                let id = (start + j) / PER_IDENTITY;
+                if centre.as_ref().map(|c| c.0) != Some(id) {
+                    centre = Some((id, identity_centre(seed, id)));
+                }
+                gaussian(&mut rng, v, SIGMA / (DIM as f32).sqrt());
+                if let Some((_, c)) = &centre {
+                    v.iter_mut().zip(c).for_each(|(x, c)| *x += c);
+                }
+            }
+        }
+        normalize(v);
+    }
+    out
+}
+
+fn queries(data: Data, seed: u64, count: usize, n: usize) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5151_5151);
+    let mut out = vec![0f32; count * DIM];
+    for v in out.chunks_exact_mut(DIM) {
+        match data {
+            Data::Uniform => gaussian(&mut rng, v, 1.0),
+            Data::Faces => {
+                let ids = n.div_ceil(PER_IDENTITY);
+                let c = identity_centre(seed, rng.random_range(0..ids));
+                gaussian(&mut rng, v, SIGMA / (DIM as f32).sqrt());
+                v.iter_mut().zip(&c).for_each(|(x, c)| *x += c);
+            }
+        }
+        normalize(v);
+    }
+    out
+}
+
+fn proc_status(field: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()))
+        .map(|kb| format!("{:.0} MB", kb.parse::<f64>().unwrap_or(f64::NAN) / 1024.0))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Exact f32 top-k (key, similarity) of each truth query, regenerating the stored vectors chunk
+/// by chunk from their f32 originals.
+fn exact_truth(data: Data, seed: u64, n: usize, qs: &[f32], k: usize) -> Vec<Vec<(u64, f32)>> {
+    let nq = qs.len() / DIM;
+    let mut best: Vec<Vec<(f32, u64)>> = vec![Vec::new(); nq];
+    let chunks = n.div_ceil(CHUNK);
+    for c in 0..chunks {
+        let vs = chunk(data, seed, c, n);
+        std::thread::scope(|s| {
+            let threads = std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1);
+            let per = nq.div_ceil(threads);
+            for (t, rows) in best.chunks_mut(per).enumerate() {
+                let vs = &vs;
+                s.spawn(move || {
+                    for (r, top) in rows.iter_mut().enumerate() {
+                        let q = &qs[(t * per + r) * DIM..(t * per + r + 1) * DIM];
+                        for (j, v) in vs.chunks_exact(DIM).enumerate() {
+                            let sim = faceprint::compare::dot(q, v);
+                            top.push((sim, (c * CHUNK + j) as u64));
+                        }
+                        top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                        top.truncate(k);
+                    }
+                });
+            }
+        });
+    }
+    best.into_iter().map(|t| t.into_iter().map(|(sim, key)| (key, sim)).collect()).collect()
+}
+
+/// CPU seconds (user + system) this process has used so far: with other jobs on the machine,
+/// wall time overstates the cost, CPU time does not.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+struct Args {
+    n: usize,
+    data: Vec<Data>,
+    storage: VectorStorage,
+    m: usize,
+    ef_construction: usize,
+    ef: Vec<usize>,
+    queries: usize,
+    truth_queries: usize,
+    knn: bool,
+    crossover: bool,
+    serial: bool,
+    seed: u64,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        n: 1_000_000,
+        data: vec![Data::Uniform, Data::Faces],
+        storage: VectorStorage::F16,
+        m: IndexParams::default().connectivity,
+        ef_construction: IndexParams::default().ef_construction,
+        ef: vec![IndexParams::default().ef_search],
+        queries: 1000,
+        truth_queries: 200,
+        knn: false,
+        crossover: false,
+        serial: false,
+        seed: 42,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or(format!("{flag} needs a value"));
+        let num = |s: String| s.replace('_', "").parse::<usize>().map_err(|e| format!("{s}: {e}"));
+        match flag.as_str() {
+            "--n" => a.n = num(val()?)?,
+            "--data" => {
+                a.data = match val()?.as_str() {
+                    "uniform" => vec![Data::Uniform],
+                    "faces" => vec![Data::Faces],
+                    "both" => vec![Data::Uniform, Data::Faces],
+                    o => return Err(format!("--data {o}: expected uniform, faces or both")),
+                }
+            }
+            "--storage" => {
+                a.storage = match val()?.as_str() {
+                    "f16" => VectorStorage::F16,
+                    "f32" => VectorStorage::F32,
+                    o => return Err(format!("--storage {o}: expected f16 or f32")),
+                }
+            }
+            "--m" => a.m = num(val()?)?,
+            "--ef-construction" => a.ef_construction = num(val()?)?,
+            "--ef" => a.ef = val()?.split(',').map(|s| num(s.to_string())).collect::<Result<_, _>>()?,
+            "--queries" => a.queries = num(val()?)?,
+            "--truth-queries" => a.truth_queries = num(val()?)?,
+            "--seed" => a.seed = num(val()?)? as u64,
+            "--knn" => a.knn = true,
+            "--crossover" => a.crossover = true,
+            "--serial" => a.serial = true,
+            "--bench" => {} // passed by `cargo bench`
+            o => return Err(format!("unknown argument {o}")),
+        }
+    }
+    if a.n == 0 || a.ef.is_empty() {
+        return Err("--n and --ef must be positive".into());
+    }
+    Ok(a)
+}
+
+fn time_queries(index: &VectorIndex, qs: &[f32], mode: SearchMode) -> Vec<f64> {
+    let mut ms: Vec<f64> = qs
+        .chunks_exact(DIM)
+        .map(|q| {
+            let t = Instant::now();
+            let r = index.search(q, 10, mode).expect("search");
+            std::hint::black_box(r);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms
+}
+
+fn crossover(a: &Args) {
+    println!("crossover: single-thread top-10 latency, exact vs approximate, {} storage, uniform data", format!("{:?}", a.storage));
+    println!("{:>8} {:>12} {:>12} {:>10}", "n", "exact p50", "approx p50", "recall@10");
+    let params = IndexParams { connectivity: a.m, ef_construction: a.ef_construction, ef_search: a.ef[0], storage: a.storage, ..Default::default() };
+    let mut index = VectorIndex::new(DIM, params).expect("index");
+    let qs = queries(Data::Uniform, a.seed, 200, a.n);
+    let mut added = 0;
+    for &n in &[1_000usize, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000] {
+        if n > a.n {
+            break;
+        }
+        while added < n {
+            let c = added / CHUNK;
+            let vs = chunk(Data::Uniform, a.seed, c, a.n);
+            let take = (n - added).min(vs.len() / DIM - (added - c * CHUNK));
+            let from = added - c * CHUNK;
+            let keys: Vec<u64> = (added..added + take).map(|k| k as u64).collect();
+            index.add_batch(&keys, &vs[from * DIM..(from + take) * DIM]).expect("add");
+            added += take;
+        }
+        let e = time_queries(&index, &qs, SearchMode::Exact);
+        let h = time_queries(&index, &qs, SearchMode::Approximate);
+        let mut hit = 0usize;
+        for q in qs.chunks_exact(DIM) {
+            let ex = index.search(q, 10, SearchMode::Exact).expect("search");
+            let ap = index.search(q, 10, SearchMode::Approximate).expect("search");
+            hit += ap.iter().filter(|x| ex.iter().any(|y| y.key == x.key)).count();
+        }
+        println!("{:>8} {:>9.3} ms {:>9.3} ms {:>10.4}", n, percentile(&e, 0.5), percentile(&h, 0.5), hit as f64 / (10.0 * 200.0));
+    }
+}
+
+fn run(a: &Args, data: Data) {
+    let params = IndexParams { connectivity: a.m, ef_construction: a.ef_construction, ef_search: a.ef[0], storage: a.storage, ..Default::default() };
+    println!(
+        "== {} data, n = {}, dim = {DIM}, storage {:?}, M = {}, ef_construction = {}, serial inserts",
+        data.name(),
+        a.n,
+        a.storage,
+        a.m,
+        a.ef_construction,
+    );
+    let mut index = VectorIndex::new(DIM, params).expect("index");
+    index.reserve(a.n).expect("reserve");
+    let t = Instant::now();
+    let cpu0 = cpu_seconds();
+    let mut gen_secs = 0.0;
+    for c in 0..a.n.div_ceil(CHUNK) {
+        let g = Instant::now();
+        let vs = chunk(data, a.seed, c, a.n);
+        gen_secs += g.elapsed().as_secs_f64();
+        let keys: Vec<u64> = (0..vs.len() / DIM).map(|j| (c * CHUNK + j) as u64).collect();
+        if a.serial {
+            for (k, v) in keys.iter().zip(vs.chunks_exact(DIM)) {
+                index.add(*k, v).expect("add");
+            }
+        } else {
+            index.add_batch(&keys, &vs).expect("add");
+        }
+        if c % 10 == 9 {
+            eprintln!("  {} / {} added, {:.0} s", index.len(), a.n, t.elapsed().as_secs_f64());
+        }
+    }
+    let build = t.elapsed().as_secs_f64() - gen_secs;
+    let build_cpu = cpu_seconds() - cpu0 - gen_secs;
+    println!("build: {build:.1} s wall, ≈ {build_cpu:.1} s CPU (excluding ≈ {gen_secs:.1} s generating vectors)");
+    println!("memory: VmHWM {}, VmRSS {}, engine reports {:.0} MB", proc_status("VmHWM:"), proc_status("VmRSS:"), index.memory_usage() as f64 / 1e6);
+
+    let qs = queries(data, a.seed, a.queries.max(a.truth_queries), a.n);
+    let tq = &qs[..a.truth_queries * DIM];
+    let t = Instant::now();
+    let truth = exact_truth(data, a.seed, a.n, tq, 10);
+    println!("exact f32 truth for {} queries: {:.1} s", a.truth_queries, t.elapsed().as_secs_f64());
+    let ex = time_queries(&index, &qs[..20.min(a.queries) * DIM], SearchMode::Exact);
+    println!("index exact path (brute force over stored vectors): p50 {:.2} ms over {} queries", percentile(&ex, 0.5), ex.len());
+    let check = 20.min(truth.len());
+    let mut exact_hits = 0;
+    for (q, t) in tq.chunks_exact(DIM).zip(&truth).take(check) {
+        let got = index.search(q, 10, SearchMode::Exact).expect("search");
+        exact_hits += got.iter().filter(|g| t.iter().any(|x| x.0 == g.key)).count();
+    }
+    println!("index exact path recall@10 against the f32 truth: {:.4} ({check} queries)", exact_hits as f64 / (10.0 * check as f64));
+    for &ef in &a.ef {
+        index.set_ef_search(ef).expect("ef");
+        let lat = time_queries(&index, &qs[..a.queries * DIM], SearchMode::Approximate);
+        let mut hit = 0usize;
+        let mut max_err = 0f64;
+        for (q, t) in tq.chunks_exact(DIM).zip(&truth) {
+            let got = index.search(q, 10, SearchMode::Approximate).expect("search");
+            for g in &got {
+                if let Some(&(_, sim)) = t.iter().find(|x| x.0 == g.key) {
+                    hit += 1;
+                    max_err = max_err.max((sim as f64 - g.similarity as f64).abs());
+                }
+            }
+        }
+        println!(
+            "ef_search {ef:>4}: top-10 latency 1 thread p50 {:.3} ms, p99 {:.3} ms ({} queries); recall@10 {:.4} ({} queries); max |reported − f32 similarity| {:.2e}",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.len(),
+            hit as f64 / (10.0 * truth.len() as f64),
+            truth.len(),
+            max_err
+        );
+    }
+    if a.knn {
+        index.set_ef_search(a.ef[0]).expect("ef");
+        let t = Instant::now();
+        let c = cpu_seconds();
+        let g = index.knn_graph(10, SearchMode::Auto).expect("knn");
+        println!(
+            "knn_graph(10, Auto) over {} vectors: {:.1} s wall, {:.1} s CPU on {} threads ({} rows)",
+            index.len(),
+            t.elapsed().as_secs_f64(),
+            cpu_seconds() - c,
+            std::thread::available_parallelism().map(|t| t.get()).unwrap_or(1),
+            g.len()
+        );
+    }
+}
+
+fn main() {
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("index_scale: {e}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "usearch {}: SIMD compiled {}, available {}",
+        usearch::version(),
+        usearch::hardware_acceleration_compiled(),
+        usearch::hardware_acceleration_available()
+    );
+    if a.crossover {
+        crossover(&a);
+        return;
+    }
+    for &d in &a.data {
+        run(&a, d);
+    }
+}
