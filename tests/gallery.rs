@@ -422,3 +422,30 @@ fn a_stale_index_file_is_rebuilt_not_trusted() {
     assert!(g.check().unwrap().ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn index_is_persisted_with_the_generation_and_loaded() {
+    let dir = tmpdir("persist");
+    let dim = 16;
+    let mut rng = Rng(77);
+    let v = rng.unit(dim);
+    {
+        let g = create(&dir, dim);
+        g.add_identity("A", serde_json::Value::Null).unwrap();
+        g.enroll(&"A".into(), face(v.clone())).unwrap();
+        g.save_index().unwrap();
+    }
+    {
+        let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+        assert_eq!(g.index_origin(), "loaded");
+        assert_eq!(g.identify(&emb(v.clone()), &params(0.5)).unwrap().matches[0].name, "A");
+        g.add_identity("B", serde_json::Value::Null).unwrap();
+        g.enroll(&"B".into(), face(rng.unit(dim))).unwrap();
+        // Dropped without an explicit save: Drop saves.
+    }
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    assert_eq!(g.index_origin(), "loaded");
+    assert_eq!(g.len(), 2);
+    assert!(g.check().unwrap().ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
