@@ -74,6 +74,21 @@ fn main() {
     println!("neighbour graph: {}", if exact { "exact at every size".to_string() } else { format!("exact below {} faces, inverted lists above", params.exact_below) });
     println!("clustering synthetic faces (512-d, default parameters: threshold {}, {} neighbours, min {} faces)", params.threshold, params.neighbours, params.min_faces);
     println!("{:>8} {:>10} {:>9} {:>9} {:>9} {:>10}", "faces", "seconds", "clusters", "pair P", "pair R", "unassigned");
+    if args.iter().any(|a| a == "--graphs") {
+        // Neighbour-graph paths alone, same data, same k and floor.
+        for &n in &sizes {
+            let (vecs, _) = synthetic(n, 42, big);
+            let t = Instant::now();
+            let g = faceprint::cluster::knn::neighbours_ivf(&vecs, 512, params.neighbours, params.threshold, 2, faceprint::cluster::knn::IVF_PROBES);
+            let ivf = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let h = faceprint::cluster::knn::neighbours_hnsw(&vecs, 512, params.neighbours, params.threshold).expect("hnsw");
+            let hnsw = t.elapsed().as_secs_f64();
+            let count = |g: &Vec<Vec<faceprint::cluster::knn::Edge>>| g.iter().map(Vec::len).sum::<usize>();
+            println!("graph {n}: inverted lists {ivf:.2} s ({} edges), HNSW index {hnsw:.2} s ({} edges)", count(&g), count(&h));
+        }
+        return;
+    }
     for n in sizes {
         let (vecs, ids) = synthetic(n, 42, big);
         let faces: Vec<FaceInput> =
