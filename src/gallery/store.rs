@@ -135,51 +135,67 @@ impl Store {
         Ok(conn)
     }
 
-    /// Creates a new store file at `path` (which must not exist).
+    /// Creates a new store file at `path` (which must not exist). The store is built in
+    /// `<path>.creating` and renamed into place, so a crash during creation leaves either no
+    /// gallery or a complete, empty one.
     pub fn create(path: &Path, model: &ModelId, dim: usize, store_crops: bool) -> Result<Self, GalleryError> {
-        let conn = Self::connect(path)?;
-        let s = Store { conn, path: path.to_path_buf() };
-        let sql = format!(
-            "BEGIN IMMEDIATE;
-             CREATE TABLE schema_version (version INTEGER NOT NULL);
-             INSERT INTO schema_version VALUES ({SCHEMA_VERSION});
-             CREATE TABLE gallery (
-                 id INTEGER PRIMARY KEY CHECK (id = 1),
-                 model_id TEXT NOT NULL,
-                 dim INTEGER NOT NULL,
-                 created TEXT NOT NULL,
-                 generation INTEGER NOT NULL,
-                 store_crops INTEGER NOT NULL
-             );
-             CREATE TABLE identities (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 name TEXT NOT NULL UNIQUE,
-                 metadata TEXT NOT NULL,
-                 created TEXT NOT NULL
-             );
-             CREATE TABLE faces (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-                 embedding BLOB NOT NULL,
-                 model_id TEXT NOT NULL,
-                 image_sha256 TEXT NOT NULL,
-                 bbox TEXT NOT NULL,
-                 quality TEXT,
-                 added TEXT NOT NULL,
-                 crop_png BLOB
-             );
-             CREATE INDEX faces_identity ON faces(identity_id);
-             CREATE INDEX faces_source ON faces(image_sha256);
-             COMMIT;"
-        );
-        s.conn.execute_batch(&sql).map_err(s.err())?;
-        s.conn
-            .execute(
-                &format!("INSERT INTO gallery (id, model_id, dim, created, generation, store_crops) VALUES (1, ?1, ?2, {NOW}, 0, ?3)"),
-                params![model.0, dim as i64, store_crops],
-            )
-            .map_err(s.err())?;
-        Ok(s)
+        let tmp = path.with_extension("sqlite.creating");
+        for f in [tmp.clone(), tmp.with_extension("creating-wal"), tmp.with_extension("creating-shm")] {
+            let _ = std::fs::remove_file(f);
+        }
+        {
+            let conn = Self::connect(&tmp)?;
+            let s = Store { conn, path: tmp.clone() };
+            let sql = format!(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES ({SCHEMA_VERSION});
+                 CREATE TABLE gallery (
+                     id INTEGER PRIMARY KEY CHECK (id = 1),
+                     model_id TEXT NOT NULL,
+                     dim INTEGER NOT NULL,
+                     created TEXT NOT NULL,
+                     generation INTEGER NOT NULL,
+                     store_crops INTEGER NOT NULL
+                 );
+                 CREATE TABLE identities (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     name TEXT NOT NULL UNIQUE,
+                     metadata TEXT NOT NULL,
+                     created TEXT NOT NULL
+                 );
+                 CREATE TABLE faces (
+                     id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+                     embedding BLOB NOT NULL,
+                     model_id TEXT NOT NULL,
+                     image_sha256 TEXT NOT NULL,
+                     bbox TEXT NOT NULL,
+                     quality TEXT,
+                     added TEXT NOT NULL,
+                     crop_png BLOB
+                 );
+                 CREATE INDEX faces_identity ON faces(identity_id);
+                 CREATE INDEX faces_source ON faces(image_sha256);"
+            );
+            s.conn.execute_batch(&sql).map_err(s.err())?;
+            s.conn
+                .execute(
+                    &format!("INSERT INTO gallery (id, model_id, dim, created, generation, store_crops) VALUES (1, ?1, ?2, {NOW}, 0, ?3)"),
+                    params![model.0, dim as i64, store_crops],
+                )
+                .map_err(s.err())?;
+            s.conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);").map_err(s.err())?;
+            // Closing the last connection checkpoints the WAL into the file and removes it.
+        }
+        let io = |source| GalleryError::Io { path: path.to_path_buf(), source };
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = path.parent() {
+            // Make the rename durable.
+            std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(io)?;
+        }
+        Self::open(path)
     }
 
     /// Opens an existing store and checks its schema version.

@@ -181,8 +181,8 @@ pub(crate) struct IdentifyArgs {
     /// Ambiguity margin: two identities above threshold closer than this are `ambiguous`
     #[arg(long, default_value_t = gallery::DEFAULT_AMBIGUITY_MARGIN)]
     margin: f32,
-    /// Per-identity score: max over its faces, or its mean template
-    #[arg(long, value_enum, default_value = "max")]
+    /// Per-identity score: its mean template (measured better on LFW), or the max over its faces
+    #[arg(long, value_enum, default_value = "mean")]
     scoring: ScoringArg,
     /// Search exhaustively even in a large gallery
     #[arg(long)]
@@ -318,7 +318,7 @@ pub(crate) fn gallery_cmd(g: &Global, cmd: GalleryCmd) -> anyhow::Result<ExitCod
                         "{:>8}  {:<28} {:<16} {:<5} {}",
                         f.id,
                         format!("[{:.0},{:.0},{:.0},{:.0}]", b[0], b[1], b[2], b[3]),
-                        &f.image_sha256[..f.image_sha256.len().min(16)],
+                        f.image_sha256.chars().take(16).collect::<String>(),
                         if f.has_crop { "yes" } else { "no" },
                         f.added
                     );
@@ -551,6 +551,20 @@ pub(crate) fn identify_cmd(g: &Global, a: IdentifyArgs) -> anyhow::Result<ExitCo
             },
             search: if a.exact { SearchMode::Exact } else { SearchMode::Auto },
         };
+        // A 1:1 operating point does not hold for 1:N: a stranger is compared with everyone.
+        let n = gal.identities()?.len();
+        if let (Some(far), None) = (params.threshold.far, a.threshold) {
+            let fpir = 1.0 - (1.0 - far).powf(n as f64);
+            if fpir > 0.05 {
+                eprintln!(
+                    "warning: the threshold is the 1:1 operating point {} ({:.4}); with {n} identities enrolled, a stranger is matched to someone \
+                     about {:.0} % of the time (FPIR ≈ 1 − (1 − FAR)^N); pass a stricter --far or --threshold (README: Gallery and identification)",
+                    params.threshold.name,
+                    params.threshold.similarity,
+                    100.0 * fpir
+                );
+            }
+        }
         let (paths, mut failures) = expand_images(&a.images);
         let mut failures: Vec<String> = failures.drain(..).map(|(_, m)| m).collect();
         let mut fatal: Option<anyhow::Error> = None;
@@ -829,7 +843,14 @@ pub(crate) fn eval_identification(g: &Global, a: EvalIdentificationArgs) -> anyh
             .map(|(id, p)| gallery::eval::LabelledEmbedding { identity: id.clone(), path: p.clone(), embedding: outcomes.get(p).and_then(|o| o.embedding.clone()) })
             .collect();
         let work = std::env::temp_dir().join(format!("faceprint-eval-identification-{}", std::process::id()));
-        let rep = gallery::eval::evaluate(&items, &model, &threshold, a.margin, &work, |m| eprintln!("{m}"))?;
+        let points: Vec<(String, f32)> = analyzer
+            .calibration()?
+            .operating_points
+            .iter()
+            .filter(|p| p.supported)
+            .map(|p| (format!("FAR={:e}", p.far_target), p.threshold))
+            .collect();
+        let rep = gallery::eval::evaluate(&items, &model, &threshold, &points, a.margin, &work, |m| eprintln!("{m}"))?;
         if let Some(out) = &a.out {
             std::fs::write(out, serde_json::to_string_pretty(&rep)?).with_context(|| format!("cannot write {}", out.display()))?;
         }
@@ -837,26 +858,33 @@ pub(crate) fn eval_identification(g: &Global, a: EvalIdentificationArgs) -> anyh
             out_line(json!(rep));
         } else {
             let pct = |x: f64| format!("{:.2} %", 100.0 * x);
-            println!("identification on {} ({} images), model {}", a.root.display(), images.len(), model);
-            println!(
-                "gallery: {} faces = first image of {} identities with ≥ 2 images + {} single-image distractors ({} gallery images without a face)",
-                rep.gallery_faces, rep.mated_identities, rep.distractors, rep.gallery_no_face
-            );
-            println!("probes: {} ({} without a face, counted as misses)", rep.single.probes, rep.probes_no_face);
-            println!("operating point {} (threshold {:.4}), ambiguity margin {}", rep.threshold.name, rep.threshold.similarity, rep.ambiguity_margin);
-            println!("rank-1 {}   rank-5 {}", pct(rep.single.rank1), pct(rep.single.rank5));
-            println!("FNIR {} ({} ambiguous)   FPIR {} over {} non-mated searches ({} ambiguous)", pct(rep.single.fnir), rep.single.ambiguous, pct(rep.fpir), rep.non_mated_probes, rep.ambiguous_non_mated);
-            println!(
-                "several faces per identity ({} identities, {} enrolled faces, {} probes): max rank-1 {} FNIR {} | mean rank-1 {} FNIR {}",
-                rep.multi_identities,
-                rep.multi_gallery_faces,
-                rep.multi_max.probes,
-                pct(rep.multi_max.rank1),
-                pct(rep.multi_max.fnir),
-                pct(rep.multi_mean.rank1),
-                pct(rep.multi_mean.fnir)
-            );
-            println!("searches: {:.1} s", rep.seconds);
+            println!("identification on {} ({} images), model {}, ambiguity margin {}", a.root.display(), images.len(), model, rep.ambiguity_margin);
+            for (title, p) in [("one face per identity (first image)", &rep.single), ("several faces per identity (first half of identities with ≥ 4 images)", &rep.multi)] {
+                println!(
+                    "\n{title}: gallery {} faces, {} identities searched for + {} distractors; {} probes ({} without a face), {} enrollments without a face",
+                    p.gallery_faces,
+                    p.mated_identities,
+                    p.distractors,
+                    p.scorings.first().map_or(0, |s| s.mated),
+                    p.probes_no_face,
+                    p.gallery_no_face
+                );
+                for sc in &p.scorings {
+                    println!("  scoring {:?}: rank-1 {}  rank-5 {}  ({} mated, {} non-mated searches)", sc.scoring, pct(sc.rank1), pct(sc.rank5), sc.mated, sc.non_mated);
+                    println!("    {:<28} {:>9} {:>9} {:>9} {:>18}", "operating point", "threshold", "FNIR", "FPIR", "ambiguous (m/nm)");
+                    for r in &sc.rates {
+                        println!(
+                            "    {:<28} {:>9.4} {:>9} {:>9} {:>18}",
+                            r.operating_point,
+                            r.threshold,
+                            pct(r.fnir),
+                            pct(r.fpir),
+                            format!("{}/{}", r.ambiguous_mated, r.ambiguous_non_mated)
+                        );
+                    }
+                }
+            }
+            println!("\nsearches: {:.1} s", rep.seconds);
         }
         if !unreadable.is_empty() {
             eprintln!("{} image(s) could not be read:", unreadable.len());

@@ -1,0 +1,424 @@
+//! Gallery library tests on synthetic embeddings: CRUD, model enforcement, decisions, exact
+//! search against a naive computation, stale data after restart, index rebuilds.
+
+use std::path::PathBuf;
+
+use faceprint::compare::Threshold;
+use faceprint::embed::{Embedding, ModelId};
+use faceprint::gallery::{
+    Decision, Gallery, GalleryError, GalleryOptions, IdentifyParams, IdentityRef, NewFace, Scoring, INDEX_FILE,
+};
+use faceprint::index::SearchMode;
+
+const MODEL: &str = "test-model-0123456789abcdef";
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faceprint-gallery-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), uniform in [-0.5, 0.5).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    }
+    fn unit(&mut self, dim: usize) -> Vec<f32> {
+        unit((0..dim).map(|_| self.next()).collect())
+    }
+}
+
+fn unit(v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn emb(v: Vec<f32>) -> Embedding {
+    Embedding { model: ModelId(MODEL.into()), vector: v }
+}
+
+fn face(v: Vec<f32>) -> NewFace {
+    NewFace { embedding: emb(v), image_sha256: "ab".repeat(32), bbox: [1.0, 2.0, 3.0, 4.0], quality: None, crop: None }
+}
+
+fn params(t: f32) -> IdentifyParams {
+    IdentifyParams::new(Threshold::user(t))
+}
+
+fn create(dir: &std::path::Path, dim: usize) -> Gallery {
+    Gallery::create(dir, &ModelId(MODEL.into()), dim, GalleryOptions::default()).unwrap()
+}
+
+/// `a` rotated towards an orthogonal direction so that cos(result, a) = c exactly (in exact arithmetic).
+fn at_cosine(a: &[f32], other: &[f32], c: f32) -> Vec<f32> {
+    // Gram–Schmidt: o ⟂ a, then c·a + √(1−c²)·o.
+    let d: f32 = a.iter().zip(other).map(|(x, y)| x * y).sum();
+    let o = unit(other.iter().zip(a).map(|(y, x)| y - d * x).collect());
+    let s = (1.0 - c * c).sqrt();
+    unit(a.iter().zip(&o).map(|(x, y)| c * x + s * y).collect())
+}
+
+#[test]
+fn crud_and_persistence() {
+    let dir = tmpdir("crud");
+    let mut rng = Rng(7);
+    {
+        let g = create(&dir, 16);
+        assert!(matches!(Gallery::create(&dir, &ModelId(MODEL.into()), 16, GalleryOptions::default()), Err(GalleryError::AlreadyExists { .. })));
+        let alice = g.add_identity("Alice", serde_json::json!({"team": "red"})).unwrap();
+        let bob = g.add_identity("Bob", serde_json::Value::Null).unwrap();
+        assert!(matches!(g.add_identity("Alice", serde_json::Value::Null), Err(GalleryError::DuplicateName { .. })));
+        assert!(matches!(g.add_identity("  ", serde_json::Value::Null), Err(GalleryError::InvalidName { .. })));
+        assert!(matches!(g.add_identity("x", serde_json::json!([1])), Err(GalleryError::InvalidParameter { .. })));
+        let f1 = g.enroll(&"Alice".into(), face(rng.unit(16))).unwrap();
+        let f2 = g.enroll(&IdentityRef::Id(alice.id), face(rng.unit(16))).unwrap();
+        let f3 = g.enroll(&"Bob".into(), face(rng.unit(16))).unwrap();
+        assert!(matches!(g.enroll(&"Carol".into(), face(rng.unit(16))), Err(GalleryError::UnknownIdentity { .. })));
+        let d = g.identity(&"Alice".into()).unwrap();
+        assert_eq!(d.identity.faces, 2);
+        assert_eq!(d.identity.metadata["team"], "red");
+        assert_eq!(d.faces.iter().map(|f| f.id).collect::<Vec<_>>(), vec![f1, f2]);
+        assert_eq!(d.faces[0].bbox, [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(g.identities().unwrap().iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), vec!["Alice", "Bob"]);
+        // Rename, with the name taken refused.
+        assert!(matches!(g.rename(&"Bob".into(), "Alice"), Err(GalleryError::DuplicateName { .. })));
+        assert_eq!(g.rename(&"Bob".into(), "Robert").unwrap().name, "Robert");
+        // Merge moves faces and removes the source.
+        let merged = g.merge(&"Robert".into(), &"Alice".into()).unwrap();
+        assert_eq!(merged.faces, 3);
+        assert!(g.find_identity(&IdentityRef::Id(bob.id)).unwrap().is_none());
+        assert!(matches!(g.merge(&"Alice".into(), &"Alice".into()), Err(GalleryError::InvalidParameter { .. })));
+        // Remove a face.
+        g.remove_face(f3).unwrap();
+        assert!(matches!(g.remove_face(f3), Err(GalleryError::UnknownFace { .. })));
+        assert_eq!(g.identity(&"Alice".into()).unwrap().identity.faces, 2);
+        assert_eq!(g.len(), 2);
+        assert!(g.check().unwrap().ok());
+    }
+    // Everything is there after reopening, and the index is rebuilt or loaded consistently.
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    assert_eq!(g.model_id().0, MODEL);
+    assert_eq!(g.dim(), 16);
+    assert_eq!(g.len(), 2);
+    assert_eq!(g.identities().unwrap().len(), 1);
+    let r = g.check().unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.faces, 2);
+    // Ids are never reused.
+    let f4 = g.enroll(&"Alice".into(), face(rng.unit(16))).unwrap();
+    assert!(f4 > 3);
+    assert!(matches!(Gallery::open(&dir.join("nope"), GalleryOptions::default()), Err(GalleryError::NotAGallery { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn model_and_dimension_are_enforced() {
+    let dir = tmpdir("model");
+    let g = create(&dir, 8);
+    g.add_identity("A", serde_json::Value::Null).unwrap();
+    let mut rng = Rng(3);
+    let other = Embedding { model: ModelId("other-model-ffffffffffffffff".into()), vector: rng.unit(8) };
+    let e = g.enroll(&"A".into(), NewFace { embedding: other.clone(), image_sha256: String::new(), bbox: [0.0; 4], quality: None, crop: None }).unwrap_err();
+    assert!(matches!(e, GalleryError::ModelMismatch { .. }));
+    assert!(e.to_string().contains("other-model-ffffffffffffffff") && e.to_string().contains(MODEL), "{e}");
+    assert!(matches!(g.identify(&other, &params(0.3)), Err(GalleryError::ModelMismatch { .. })));
+    assert!(matches!(g.enroll(&"A".into(), face(rng.unit(9))), Err(GalleryError::DimensionMismatch { expected: 8, received: 9 })));
+    assert!(matches!(g.identify(&emb(rng.unit(4)), &params(0.3)), Err(GalleryError::DimensionMismatch { .. })));
+    let mut not_unit = rng.unit(8);
+    not_unit[0] += 0.5;
+    assert!(matches!(g.enroll(&"A".into(), face(not_unit)), Err(GalleryError::BadEmbedding { .. })));
+    let mut nan = rng.unit(8);
+    nan[1] = f32::NAN;
+    assert!(matches!(g.identify(&emb(nan), &params(0.3)), Err(GalleryError::BadEmbedding { .. })));
+    assert_eq!(g.len(), 0, "nothing was enrolled");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unknown_match_and_ambiguous_decisions() {
+    let dir = tmpdir("decide");
+    let dim = 32;
+    let g = create(&dir, dim);
+    let mut rng = Rng(11);
+    let probe = rng.unit(dim);
+    for n in ["A", "B", "C"] {
+        g.add_identity(n, serde_json::Value::Null).unwrap();
+    }
+    // Empty gallery → unknown with no matches.
+    let id = g.identify(&emb(probe.clone()), &params(0.3)).unwrap();
+    assert_eq!(id.decision, Decision::Unknown);
+    assert!(id.matches.is_empty());
+    g.enroll(&"A".into(), face(at_cosine(&probe, &rng.unit(dim), 0.60))).unwrap();
+    g.enroll(&"B".into(), face(at_cosine(&probe, &rng.unit(dim), 0.40))).unwrap();
+    g.enroll(&"C".into(), face(at_cosine(&probe, &rng.unit(dim), 0.58))).unwrap();
+    let p = |t: f32, m: f32| IdentifyParams { ambiguity_margin: m, ..params(t) };
+    // Best 0.60 below threshold 0.65 → unknown, matches still listed.
+    let id = g.identify(&emb(probe.clone()), &p(0.65, 0.03)).unwrap();
+    assert_eq!(id.decision, Decision::Unknown);
+    assert_eq!(id.matches.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["A", "C", "B"]);
+    assert!((id.matches[0].similarity - 0.60).abs() < 1e-4);
+    // A and C both above 0.5 and 0.02 apart: ambiguous with margin 0.03, match with margin 0.01.
+    assert_eq!(g.identify(&emb(probe.clone()), &p(0.5, 0.03)).unwrap().decision, Decision::Ambiguous);
+    let id = g.identify(&emb(probe.clone()), &p(0.5, 0.01)).unwrap();
+    assert_eq!(id.decision, Decision::Match);
+    assert_eq!(id.matches[0].name, "A");
+    // C below threshold: not ambiguous even within the margin.
+    assert_eq!(g.identify(&emb(probe.clone()), &p(0.59, 0.05)).unwrap().decision, Decision::Match);
+    // top_k limits the list; invalid parameters are refused.
+    assert_eq!(g.identify(&emb(probe.clone()), &IdentifyParams { top_k: 1, ..p(0.5, 0.01) }).unwrap().matches.len(), 1);
+    assert!(matches!(g.identify(&emb(probe.clone()), &IdentifyParams { top_k: 0, ..p(0.5, 0.01) }), Err(GalleryError::InvalidParameter { .. })));
+    assert!(matches!(g.identify(&emb(probe), &p(0.5, -1.0)), Err(GalleryError::InvalidParameter { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Per-identity scores computed naively in f64: max over faces, or the normalized mean template.
+fn naive(faces: &[(usize, Vec<f32>)], q: &[f32], mean: bool) -> Vec<(usize, f64)> {
+    let mut by: std::collections::BTreeMap<usize, Vec<&Vec<f32>>> = Default::default();
+    for (i, v) in faces {
+        by.entry(*i).or_default().push(v);
+    }
+    let dot = |a: &[f64], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * *y as f64).sum::<f64>();
+    let mut out: Vec<(usize, f64)> = by
+        .into_iter()
+        .map(|(i, vs)| {
+            let s = if mean {
+                let mut m = vec![0f64; q.len()];
+                for v in &vs {
+                    for (a, b) in m.iter_mut().zip(v.iter()) {
+                        *a += *b as f64;
+                    }
+                }
+                let n = m.iter().map(|x| x * x).sum::<f64>().sqrt();
+                dot(&m.iter().map(|x| x / n).collect::<Vec<_>>(), q)
+            } else {
+                vs.iter().map(|v| dot(&v.iter().map(|x| *x as f64).collect::<Vec<_>>(), q)).fold(f64::MIN, f64::max)
+            };
+            (i, s)
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+#[test]
+fn exact_search_equals_naive_computation() {
+    let dir = tmpdir("naive");
+    let dim = 64;
+    let g = create(&dir, dim);
+    let mut rng = Rng(12345);
+    let mut faces = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(g.add_identity(&format!("id{i:02}"), serde_json::Value::Null).unwrap().id);
+    }
+    let mut batch = Vec::new();
+    for k in 0..400 {
+        let i = (k * 7 + k / 3) % 60;
+        let v = rng.unit(dim);
+        faces.push((i, v.clone()));
+        batch.push((ids[i], face(v)));
+    }
+    g.enroll_many(batch).unwrap();
+    for scoring in [Scoring::Max, Scoring::Mean] {
+        for _ in 0..20 {
+            let q = rng.unit(dim);
+            let p = IdentifyParams { top_k: 10, scoring, search: SearchMode::Exact, ..params(0.0) };
+            let got = g.identify(&emb(q.clone()), &p).unwrap();
+            let want = naive(&faces, &q, scoring == Scoring::Mean);
+            assert_eq!(got.matches.len(), 10);
+            for (m, (i, s)) in got.matches.iter().zip(&want) {
+                assert_eq!(m.name, format!("id{i:02}"), "{scoring:?}");
+                assert!((m.similarity as f64 - s).abs() < 1e-5, "{scoring:?}: {} vs {s}", m.similarity);
+            }
+            // Auto (exact below the size limit) gives the same answer.
+            let auto = g.identify(&emb(q), &IdentifyParams { search: SearchMode::Auto, ..p }).unwrap();
+            assert_eq!(auto.matches, got.matches);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn deleted_identity_never_returns_after_restart() {
+    let dir = tmpdir("stale");
+    let dim = 32;
+    let mut rng = Rng(99);
+    let target = rng.unit(dim);
+    {
+        let g = create(&dir, dim);
+        for n in ["keep", "gone"] {
+            g.add_identity(n, serde_json::Value::Null).unwrap();
+        }
+        g.enroll(&"gone".into(), face(target.clone())).unwrap();
+        g.enroll(&"gone".into(), face(at_cosine(&target, &rng.unit(dim), 0.9))).unwrap();
+        g.enroll(&"keep".into(), face(at_cosine(&target, &rng.unit(dim), 0.3))).unwrap();
+        assert_eq!(g.identify(&emb(target.clone()), &params(0.5)).unwrap().matches[0].name, "gone");
+        // Warm the mean templates too, so their incremental removal is exercised.
+        g.identify(&emb(target.clone()), &IdentifyParams { scoring: Scoring::Mean, ..params(0.5) }).unwrap();
+        g.remove_identity(&"gone".into()).unwrap();
+        for scoring in [Scoring::Max, Scoring::Mean] {
+            let id = g.identify(&emb(target.clone()), &IdentifyParams { scoring, ..params(0.5) }).unwrap();
+            assert!(id.matches.iter().all(|m| m.name != "gone"));
+            assert_eq!(id.decision, Decision::Unknown);
+        }
+    }
+    // Restart: the index file (if any) and the store must agree.
+    for round in 0..3 {
+        let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+        for scoring in [Scoring::Max, Scoring::Mean] {
+            for mode in [SearchMode::Exact, SearchMode::Auto, SearchMode::Approximate] {
+                let id = g.identify(&emb(target.clone()), &IdentifyParams { scoring, search: mode, top_k: 10, ..params(0.5) }).unwrap();
+                assert!(id.matches.iter().all(|m| m.name != "gone"), "round {round}: {id:?}");
+                assert_eq!(id.matches.len(), 1);
+            }
+        }
+        assert!(g.check().unwrap().ok());
+        // A damaged index file is never trusted.
+        drop(g);
+        if round == 1 {
+            std::fs::write(dir.join(INDEX_FILE), b"garbage").unwrap();
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_handle_sees_changes_made_through_another() {
+    // Two handles on one directory behave like two processes sharing the gallery.
+    let dir = tmpdir("two");
+    let dim = 16;
+    let mut rng = Rng(5);
+    let a = create(&dir, dim);
+    let b = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    let v = rng.unit(dim);
+    a.add_identity("X", serde_json::Value::Null).unwrap();
+    a.enroll(&"X".into(), face(v.clone())).unwrap();
+    let id = b.identify(&emb(v.clone()), &params(0.5)).unwrap();
+    assert_eq!(id.decision, Decision::Match);
+    assert_eq!(id.matches[0].name, "X");
+    a.remove_identity(&"X".into()).unwrap();
+    let id = b.identify(&emb(v.clone()), &params(0.5)).unwrap();
+    assert!(id.matches.is_empty(), "{id:?}");
+    // b writes, a sees it.
+    b.add_identity("Y", serde_json::Value::Null).unwrap();
+    b.enroll(&"Y".into(), face(v.clone())).unwrap();
+    assert_eq!(a.identify(&emb(v), &params(0.5)).unwrap().matches[0].name, "Y");
+    assert!(a.check().unwrap().ok() && b.check().unwrap().ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn concurrent_identify_while_enrolling() {
+    let dir = tmpdir("threads");
+    let dim = 32;
+    let g = std::sync::Arc::new(create(&dir, dim));
+    g.add_identity("P", serde_json::Value::Null).unwrap();
+    let mut rng = Rng(8);
+    let q = rng.unit(dim);
+    std::thread::scope(|s| {
+        let g2 = g.clone();
+        s.spawn(move || {
+            let mut rng = Rng(9);
+            for _ in 0..50 {
+                g2.enroll(&"P".into(), face(rng.unit(dim))).unwrap();
+            }
+        });
+        for _ in 0..4 {
+            let g3 = g.clone();
+            let q = q.clone();
+            s.spawn(move || {
+                for _ in 0..100 {
+                    let id = g3.identify(&emb(q.clone()), &params(0.9)).unwrap();
+                    assert!(id.matches.len() <= 1);
+                }
+            });
+        }
+    });
+    assert_eq!(g.len(), 50);
+    assert!(g.check().unwrap().ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mean_templates_stay_in_step_with_changes() {
+    let dir = tmpdir("templates");
+    let dim = 24;
+    let g = create(&dir, dim);
+    let mut rng = Rng(2024);
+    // (identity index, face id, vector) kept alongside, to recompute naively.
+    let mut faces: Vec<(usize, i64, Vec<f32>)> = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(g.add_identity(&format!("id{i:02}"), serde_json::Value::Null).unwrap().id);
+        for _ in 0..4 {
+            let v = rng.unit(dim);
+            let f = g.enroll(&IdentityRef::Id(ids[i]), face(v.clone())).unwrap();
+            faces.push((i, f, v));
+        }
+    }
+    let q = rng.unit(dim);
+    let p = IdentifyParams { top_k: 10, scoring: Scoring::Mean, search: SearchMode::Exact, ..params(0.0) };
+    let check = |g: &Gallery, faces: &[(usize, i64, Vec<f32>)], what: &str| {
+        let list: Vec<(usize, Vec<f32>)> = faces.iter().map(|(i, _, v)| (*i, v.clone())).collect();
+        let want = naive(&list, &q, true);
+        let got = g.identify(&emb(q.clone()), &p).unwrap();
+        assert_eq!(got.matches.len(), want.len(), "{what}");
+        for (m, (i, s)) in got.matches.iter().zip(&want) {
+            assert_eq!(m.name, format!("id{i:02}"), "{what}");
+            assert!((m.similarity as f64 - s).abs() < 1e-5, "{what}");
+        }
+    };
+    check(&g, &faces, "initial");
+    // Merge id01 into id02 (faces relabelled), remove two faces, enroll one more.
+    g.merge(&IdentityRef::Id(ids[1]), &IdentityRef::Id(ids[2])).unwrap();
+    for f in faces.iter_mut().filter(|f| f.0 == 1) {
+        f.0 = 2;
+    }
+    for k in [0usize, 5] {
+        let (_, fid, _) = faces.remove(k);
+        g.remove_face(fid).unwrap();
+    }
+    let v = rng.unit(dim);
+    let fid = g.enroll(&IdentityRef::Id(ids[3]), face(v.clone())).unwrap();
+    faces.push((3, fid, v));
+    g.remove_identity(&IdentityRef::Id(ids[9])).unwrap();
+    faces.retain(|f| f.0 != 9);
+    check(&g, &faces, "after changes");
+    drop(g);
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    check(&g, &faces, "after reopening");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_stale_index_file_is_rebuilt_not_trusted() {
+    let dir = tmpdir("stalefile");
+    let dim = 16;
+    let mut rng = Rng(31);
+    let v = rng.unit(dim);
+    {
+        let g = create(&dir, dim);
+        g.add_identity("gone", serde_json::Value::Null).unwrap();
+        g.enroll(&"gone".into(), face(v.clone())).unwrap();
+        g.save_index().ok();
+    }
+    // Keep the index file of the generation where "gone" is enrolled (if the index can be saved).
+    let index = dir.join(INDEX_FILE);
+    let old = std::fs::read(&index).ok();
+    {
+        let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+        g.remove_identity(&"gone".into()).unwrap();
+    }
+    if let Some(old) = &old {
+        std::fs::write(&index, old).unwrap(); // as if the process died before saving its index
+    }
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    assert!(g.index_origin().starts_with("rebuilt"), "{}", g.index_origin());
+    assert!(g.identify(&emb(v), &params(0.0)).unwrap().matches.is_empty());
+    assert!(g.check().unwrap().ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
