@@ -165,6 +165,23 @@ fn main() {
     let second = Arc::new(second);
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(a.seconds);
+    // The server's RSS every 5 s of the run: growth should stop after the warm-up.
+    let sampler = {
+        let (stop, pid) = (stop.clone(), a.pid);
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(700) {
+                out.push(json!({"second": t0.elapsed().as_secs(), "rss_kib": rss_kib(pid)}));
+                for _ in 0..50 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            out
+        })
+    };
     let threads: Vec<_> = (0..a.clients)
         .map(|c| {
             let (client, url, stop, counts, lat, te, first, second, key) =
@@ -211,6 +228,7 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
+    let rss_series = sampler.join().unwrap_or_default();
     let rss_after = rss_kib(a.pid);
     let mut l = lat.lock().unwrap().clone();
     l.sort_by(|x, y| x.total_cmp(y));
@@ -233,7 +251,7 @@ fn main() {
             "responses_5xx": five, "transport_errors": transport_errors.load(Ordering::Relaxed),
             "throughput_rps": total as f64 / secs,
             "latency_ms": {"p50": percentile(&l, 0.5), "p90": percentile(&l, 0.9), "p99": percentile(&l, 0.99), "max": l.last()},
-            "rss_kib": {"at_start": rss_start, "after_enrollment": rss_before, "after_run": rss_after},
+            "rss_kib": {"at_start": rss_start, "after_enrollment": rss_before, "after_run": rss_after, "every_5_s": rss_series},
             "mean_faces_per_recogniser_call": mean_batch,
         })
     );

@@ -361,7 +361,7 @@ pub struct FacesResponse {
 pub struct UsedFaceRecord {
     /// The image label, or `gallery:<identity id>` for an enrolled identity.
     pub path: String,
-    /// Index of the face used (largest first); for an identity, the index of its best-matching face.
+    /// Index of the face used (largest first); for an identity, the id of its best-matching enrolled face.
     pub face: usize,
     /// Faces in the image (or enrolled for the identity).
     pub faces_in_image: usize,

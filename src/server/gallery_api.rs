@@ -18,7 +18,7 @@ use crate::gallery::{FacePolicy, Gallery, IdentifyParams, IdentityDetail, Identi
 use crate::pipeline::FaceSelection;
 use crate::Error;
 
-use super::api::{analyze, decision_threshold, read_input, ImageForm, ImageRecord, QualityRecord, UsedFaceRecord, VerifyResponse};
+use super::api::{analyze, decision_threshold, read_input, ImageRecord, QualityRecord, UsedFaceRecord, VerifyResponse};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, Caller, Scope};
 
@@ -248,6 +248,50 @@ pub struct IdentifyJson {
     pub scoring: Option<String>,
 }
 
+/// JSON body of enrollment.
+#[allow(dead_code)] // documents a request body in the OpenAPI document; handlers parse bodies with `read_input`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnrollJson {
+    /// The photo, base64.
+    pub image: String,
+    /// Face to enroll, 0-based, largest first.
+    pub face: Option<usize>,
+    /// Enroll the largest face.
+    pub largest: Option<bool>,
+}
+
+/// Multipart body of enrollment.
+#[allow(dead_code)] // documents a request body in the OpenAPI document; handlers parse bodies with `read_input`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnrollForm {
+    /// The photo file.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    pub image: Vec<u8>,
+    /// Face to enroll, 0-based, largest first.
+    pub face: Option<usize>,
+    /// Enroll the largest face.
+    pub largest: Option<bool>,
+}
+
+/// Multipart body of `/v1/identify`.
+#[allow(dead_code)] // documents a request body in the OpenAPI document; handlers parse bodies with `read_input`
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IdentifyForm {
+    /// The probe photo file.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    pub image: Vec<u8>,
+    /// Identities returned per face [5].
+    pub top_k: Option<usize>,
+    /// FAR of the operating point [1e-3].
+    pub far: Option<f64>,
+    /// Threshold instead of `far`.
+    pub threshold: Option<f32>,
+    /// Ambiguity margin [0.03].
+    pub ambiguity_margin: Option<f32>,
+    /// `max` or `mean`.
+    pub scoring: Option<String>,
+}
+
 /// A candidate identity.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MatchRecord {
@@ -310,7 +354,7 @@ pub struct IdentifyResponse {
     post,
     path = "/v1/identify",
     tag = "identification",
-    request_body(content((ImageForm = "multipart/form-data"), (IdentifyJson = "application/json"))),
+    request_body(content((IdentifyForm = "multipart/form-data"), (IdentifyJson = "application/json"))),
     responses(
         (status = 200, description = "Each face's decision and best identities", body = IdentifyResponse),
         (status = 400, description = "Malformed request", body = ErrorBody),
@@ -563,7 +607,7 @@ pub(crate) async fn delete_identity(
     path = "/v1/gallery/identities/{identity}/faces",
     tag = "gallery",
     params(("identity" = String, Path, description = "Identity id (digits) or name")),
-    request_body(content((ImageForm = "multipart/form-data"), (IdentifyJson = "application/json"))),
+    request_body(content((EnrollForm = "multipart/form-data"), (EnrollJson = "application/json"))),
     responses(
         (status = 201, body = EnrolledResponse),
         (status = 400, body = ErrorBody),
