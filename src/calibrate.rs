@@ -176,6 +176,49 @@ impl Calibration {
         })
     }
 
+    /// The decision threshold for open-set identification (1:N) against `comparisons` enrolled
+    /// templates (identities under mean-template scoring, faces under max scoring) so that a
+    /// stranger is matched to someone with probability at most about `fpir` (false-positive
+    /// identification rate, in (0, 1)).
+    ///
+    /// A stranger is compared with every template, so FPIR ≈ 1 − (1 − FAR)^N for the 1:1 FAR of
+    /// the threshold (independent comparisons; ISO/IEC 19795-1 and NIST FRVT 1:N use the same
+    /// relation as a first-order model). The per-comparison FAR needed is
+    /// 1 − (1 − fpir)^(1/N); this picks the supported operating point with the largest FAR target
+    /// at or below it, so the expected FPIR is at or under `fpir` (conservative). The threshold's
+    /// `far` is the point's measured 1:1 FAR; its name says the FPIR target and N.
+    ///
+    /// # Errors
+    /// [`CalibrationError::NoOperatingPoint`] when no supported point is strict enough (the
+    /// gallery is too large for the number of impostor pairs the calibration was made from).
+    pub fn threshold_for_identification(&self, fpir: f64, comparisons: usize) -> Result<Threshold, CalibrationError> {
+        let n = comparisons.max(1) as f64;
+        let fpir = fpir.clamp(f64::MIN_POSITIVE, 1.0 - 1e-12);
+        // 1 − (1 − fpir)^(1/n), computed without cancellation.
+        let far_needed = -(f64::ln_1p(-fpir) / n).exp_m1();
+        let p = self
+            .operating_points
+            .iter()
+            .filter(|p| p.supported && p.far_target <= far_needed * 1.0001)
+            .max_by(|a, b| a.far_target.total_cmp(&b.far_target))
+            .ok_or_else(|| CalibrationError::NoOperatingPoint {
+                model: self.model.clone(),
+                far: far_needed,
+                available: self
+                    .operating_points
+                    .iter()
+                    .filter(|p| p.supported)
+                    .map(|p| format!("{:e}", p.far_target))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let mut t = self.threshold_at(p.far_target)?;
+        let expected = -(n * f64::ln_1p(-p.far)).exp_m1();
+        t.name = format!("FPIR≤{fpir:e} at N={comparisons} (FAR={:e})", p.far_target);
+        t.note = format!("expected FPIR {:.2}% against {comparisons} templates; 1:1 operating point {}", expected * 100.0, t.note);
+        Ok(t)
+    }
+
     /// Writes the calibration as pretty JSON (atomically: temp file, then rename).
     ///
     /// # Errors
@@ -269,6 +312,26 @@ mod tests {
         assert_eq!(t.similarity, p2.threshold);
         assert!(t.note.contains("FAR"));
         assert!(matches!(c.threshold_at(1e-3), Err(CalibrationError::NoOperatingPoint { .. })));
+    }
+
+    #[test]
+    fn identification_threshold_from_fpir() {
+        // 100,000 impostors evenly over [−0.5, 0.5): points at 1e-2, 1e-3, 1e-4 all supported.
+        let impostor: Vec<f32> = (0..100_000).map(|i| -0.5 + i as f32 / 100_000.0).collect();
+        let genuine: Vec<f32> = (0..100).map(|i| 0.3 + i as f32 / 200.0).collect();
+        let c = Calibration::compute(ModelId("m".into()), "synthetic".into(), &genuine, &impostor, &[1e-2, 1e-3, 1e-4]).unwrap();
+        // One template: the needed FAR is the FPIR itself.
+        let t = c.threshold_for_identification(1e-2, 1).unwrap();
+        assert_eq!(t.similarity, c.threshold_at(1e-2).unwrap().similarity);
+        // 10 templates, FPIR 1 %: 1 − 0.99^(1/10) = 1.005e-3 → the 1e-3 point.
+        let t = c.threshold_for_identification(1e-2, 10).unwrap();
+        assert_eq!(t.similarity, c.threshold_at(1e-3).unwrap().similarity);
+        assert!(t.name.contains("N=10"), "{}", t.name);
+        // 11 templates need 9.1e-4: conservative, the 1e-4 point.
+        let t = c.threshold_for_identification(1e-2, 11).unwrap();
+        assert_eq!(t.similarity, c.threshold_at(1e-4).unwrap().similarity);
+        // 1,000 templates need 1.0e-5: nothing supported is that strict.
+        assert!(matches!(c.threshold_for_identification(1e-2, 1000), Err(CalibrationError::NoOperatingPoint { .. })));
     }
 
     #[test]

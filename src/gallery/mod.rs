@@ -60,6 +60,12 @@ pub const INDEX_FILE: &str = "index.bin";
 /// identification" gives how often it happens on LFW).
 pub const DEFAULT_AMBIGUITY_MARGIN: f32 = 0.03;
 
+/// Default false-positive identification rate (FPIR) that identification's threshold is chosen
+/// for: 1 % of strangers matched to someone ([`Gallery::threshold_for_fpir`]). A 1:1 operating
+/// point such as FAR 1e-3 does not hold in 1:N: on LFW with 4,281 identities it matched 94 % of
+/// strangers (README, "Gallery and identification").
+pub const DEFAULT_FPIR: f64 = 0.01;
+
 /// Default [`IdentifyParams::top_k`]: 5 identities.
 pub const DEFAULT_TOP_K: usize = 5;
 
@@ -993,6 +999,23 @@ impl Gallery {
     /// Whether enrollment stores crops by default (set at creation).
     pub fn stores_crops(&self) -> bool {
         self.meta.store_crops
+    }
+
+    /// The decision threshold that keeps the false-positive identification rate of this gallery
+    /// at or under `fpir` (in (0, 1), e.g. [`DEFAULT_FPIR`]), from the model's `calibration`:
+    /// [`crate::calibrate::Calibration::threshold_for_identification`] with N = the number of
+    /// identities for [`Scoring::Mean`] (one template each) or of faces for [`Scoring::Max`].
+    ///
+    /// # Errors
+    /// [`crate::Error::Calibration`] when no calibrated operating point is strict enough for this
+    /// many templates (pass an explicit threshold then); [`crate::Error::Gallery`] when the store
+    /// cannot be read.
+    pub fn threshold_for_fpir(&self, calibration: &crate::calibrate::Calibration, fpir: f64, scoring: Scoring) -> crate::Result<Threshold> {
+        let n = match scoring {
+            Scoring::Mean => self.identities()?.len(),
+            Scoring::Max => self.len(),
+        };
+        Ok(calibration.threshold_for_identification(fpir, n)?)
     }
 
     /// 1:N open-set identification of one probe embedding (see the module docs for the

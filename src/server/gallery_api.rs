@@ -219,13 +219,17 @@ pub struct EnrolledResponse {
 pub struct IdentifyOptions {
     /// Identities returned per face, best first [5].
     pub top_k: Option<usize>,
-    /// Operating point: the calibrated threshold at this FAR [1e-3].
+    /// Open-set operating point: the threshold at which about this share of strangers is matched
+    /// to someone, given the gallery's size and the calibration [0.01]. Used when neither `far`
+    /// nor `threshold` is given.
+    pub fpir: Option<f64>,
+    /// 1:1 operating point instead: the calibrated threshold at this FAR per comparison.
     pub far: Option<f64>,
-    /// Threshold on cosine similarity instead of `far`.
+    /// Threshold on cosine similarity instead of `fpir` or `far`.
     pub threshold: Option<f32>,
     /// Ambiguity margin [0.03].
     pub ambiguity_margin: Option<f32>,
-    /// `max` (best face of each identity, default) or `mean` (identity template).
+    /// `mean` (identity template, default) or `max` (best face of each identity).
     #[schema(value_type = Option<String>)]
     pub scoring: Option<Scoring>,
 }
@@ -238,7 +242,9 @@ pub struct IdentifyJson {
     pub image: String,
     /// Identities returned per face [5].
     pub top_k: Option<usize>,
-    /// FAR of the operating point [1e-3].
+    /// FPIR of the open-set operating point [0.01], used when neither `far` nor `threshold` is given.
+    pub fpir: Option<f64>,
+    /// FAR of a 1:1 operating point instead.
     pub far: Option<f64>,
     /// Threshold instead of `far`.
     pub threshold: Option<f32>,
@@ -369,8 +375,22 @@ pub(crate) async fn identify(State(st): State<Arc<AppState>>, req: Request) -> R
     let mut input = read_input(req, &["image"], &["scoring"], st.cfg.max_body_bytes).await?;
     let image = input.take_image("image")?;
     let o: IdentifyOptions = input.params()?;
-    let threshold = decision_threshold(&st, o.far, o.threshold)?;
+    let scoring = o.scoring.unwrap_or(IdentifyParams::new(Threshold::user(0.0)).scoring);
+    let threshold = if o.far.is_some() || o.threshold.is_some() {
+        decision_threshold(&st, o.far, o.threshold)?
+    } else {
+        let fpir = o.fpir.unwrap_or(crate::gallery::DEFAULT_FPIR);
+        if !(fpir > 0.0 && fpir < 1.0) {
+            return Err(ApiError::invalid_parameter(format!("fpir {fpir} outside (0, 1)")));
+        }
+        let ready = st.ready()?;
+        let calibration = ready.calibration.as_ref().ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "no_operating_point", "the loaded recogniser has no calibration: pass `threshold`")
+        })?;
+        ready.gallery.threshold_for_fpir(calibration, fpir, scoring).map_err(ApiError::from)?
+    };
     let mut params = IdentifyParams::new(threshold.clone());
+    params.scoring = scoring;
     if let Some(k) = o.top_k {
         params.top_k = k;
     }

@@ -172,9 +172,12 @@ pub(crate) struct IdentifyArgs {
     /// Identities listed per face
     #[arg(long = "top", default_value_t = gallery::DEFAULT_TOP_K)]
     top: usize,
-    /// Operating point: the calibrated threshold at this false-accept rate
-    #[arg(long, default_value_t = 1e-3, conflicts_with = "threshold")]
-    far: f64,
+    /// Open-set operating point: the threshold at which about this share of strangers (probes of people not enrolled) is matched to someone, from the calibration and the gallery's size
+    #[arg(long, default_value_t = gallery::DEFAULT_FPIR, conflicts_with_all = ["far", "threshold"])]
+    fpir: f64,
+    /// 1:1 operating point instead: the calibrated threshold at this false-accept rate per comparison (FPIR grows with the gallery: ≈ 1 − (1 − FAR)^N)
+    #[arg(long, conflicts_with = "threshold")]
+    far: Option<f64>,
     /// Decision threshold on cosine similarity in [-1, 1], instead of an operating point
     #[arg(long, allow_hyphen_values = true)]
     threshold: Option<f32>,
@@ -213,9 +216,12 @@ pub(crate) struct EvalIdentificationArgs {
     /// Folder of labelled photos, one sub-folder per identity (LFW: lfw_funneled)
     #[arg(long)]
     root: PathBuf,
-    /// Operating point (FAR) of the open-set decision
-    #[arg(long, default_value_t = 1e-3)]
-    far: f64,
+    /// Open-set operating point of the main decision: FPIR target, with N = the number of enrolled identities (as `identify` does)
+    #[arg(long, default_value_t = gallery::DEFAULT_FPIR, conflicts_with = "far")]
+    fpir: f64,
+    /// 1:1 operating point (FAR) of the main decision instead
+    #[arg(long)]
+    far: Option<f64>,
     /// Ambiguity margin
     #[arg(long, default_value_t = gallery::DEFAULT_AMBIGUITY_MARGIN)]
     margin: f32,
@@ -540,25 +546,34 @@ pub(crate) fn identify_cmd(g: &Global, a: IdentifyArgs) -> anyhow::Result<ExitCo
         let gal = open(g, &a.gallery)?;
         let analyzer = load_analyzer(config(g, &a.model, true))?;
         check_model(&gal, &analyzer)?;
-        let threshold = threshold_of(&analyzer, a.far, a.threshold)?;
+        let scoring = match a.scoring {
+            ScoringArg::Max => Scoring::Max,
+            ScoringArg::Mean => Scoring::Mean,
+        };
+        let threshold = match (a.threshold, a.far) {
+            (None, None) => {
+                if !(a.fpir > 0.0 && a.fpir < 1.0) {
+                    return Err(GalleryError::InvalidParameter { name: "fpir", message: format!("{} is outside (0, 1)", a.fpir) }.into());
+                }
+                gal.threshold_for_fpir(&analyzer.calibration()?, a.fpir, scoring)?
+            }
+            (t, far) => threshold_of(&analyzer, far.unwrap_or(1e-3), t)?,
+        };
         let params = IdentifyParams {
             top_k: a.top,
             threshold,
             ambiguity_margin: a.margin,
-            scoring: match a.scoring {
-                ScoringArg::Max => Scoring::Max,
-                ScoringArg::Mean => Scoring::Mean,
-            },
+            scoring,
             search: if a.exact { SearchMode::Exact } else { SearchMode::Auto },
         };
         // A 1:1 operating point does not hold for 1:N: a stranger is compared with everyone.
         let n = gal.identities()?.len();
-        if let (Some(far), None) = (params.threshold.far, a.threshold) {
+        if let (Some(far), None, Some(_)) = (params.threshold.far, a.threshold, a.far) {
             let fpir = 1.0 - (1.0 - far).powf(n as f64);
             if fpir > 0.05 {
                 eprintln!(
                     "warning: the threshold is the 1:1 operating point {} ({:.4}); with {n} identities enrolled, a stranger is matched to someone \
-                     about {:.0} % of the time (FPIR ≈ 1 − (1 − FAR)^N); pass a stricter --far or --threshold (README: Gallery and identification)",
+                     about {:.0} % of the time (FPIR ≈ 1 − (1 − FAR)^N); use --fpir (the default) or a stricter --far (README: Gallery and identification)",
                     params.threshold.name,
                     params.threshold.similarity,
                     100.0 * fpir
@@ -810,7 +825,6 @@ pub(crate) fn eval_identification(g: &Global, a: EvalIdentificationArgs) -> anyh
         if let Some(p) = analyzer.cache_problem() {
             eprintln!("warning: {p}");
         }
-        let threshold = analyzer.threshold_at_far(a.far)?;
         let model = analyzer.model_id()?.clone();
         let mut images: Vec<(String, PathBuf)> = Vec::new();
         let entries = std::fs::read_dir(&a.root).with_context(|| format!("cannot read {}", a.root.display()))?;
@@ -829,6 +843,12 @@ pub(crate) fn eval_identification(g: &Global, a: EvalIdentificationArgs) -> anyh
         if images.is_empty() {
             anyhow::bail!(Error::InvalidParameter { name: "root", message: format!("{}: no identity sub-folders with images", a.root.display()) });
         }
+        // The protocol's gallery holds one template per identity (its first photo).
+        let n_identities = images.iter().map(|i| i.0.as_str()).collect::<std::collections::HashSet<_>>().len();
+        let threshold = match a.far {
+            Some(far) => analyzer.threshold_at_far(far)?,
+            None => analyzer.calibration()?.threshold_for_identification(a.fpir, n_identities)?,
+        };
         let paths: Vec<PathBuf> = images.iter().map(|i| i.1.clone()).collect();
         let pb = progress_bar(paths.len(), "embedding");
         let (outcomes, cache_err) = faceprint::eval::embed_pair_images(&analyzer, &paths, None, |d, _| pb.set_position(d as u64));
