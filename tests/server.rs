@@ -256,7 +256,8 @@ fn every_route_answers_as_its_openapi_schema_says() {
     check_schema(&doc, "/v1/identify", "post", st, &idf);
     assert_eq!(idf["faces"][0]["decision"], "match", "{idf}");
     assert_eq!(idf["faces"][0]["matches"][0]["identity"], "Yao Ming");
-    assert_eq!(idf["operating_point"], "FAR=1e-3");
+    // Default open-set operating point: FPIR 1 % for a gallery of 2 identities (mean templates).
+    assert_eq!(idf["operating_point"], "FPIR≤1e-2 at N=2 (FAR=5e-3)");
     let (st, vi) = json_of(s.post_form("/v1/verify", k, Form::new().part("a", file_part(&yao())).text("identity", yao_id.to_string())));
     assert_eq!(st, 200, "{vi}");
     check_schema(&doc, "/v1/verify", "post", st, &vi);
