@@ -136,6 +136,11 @@ impl Calibration {
         })
     }
 
+    /// The FAR targets of the supported operating points, as text (`1e-2, 1e-3, …`).
+    fn supported_far_targets(&self) -> String {
+        self.operating_points.iter().filter(|p| p.supported).map(|p| format!("{:e}", p.far_target)).collect::<Vec<_>>().join(", ")
+    }
+
     /// The supported operating point at `far` (matched within 1 %), as a decision threshold.
     ///
     /// # Errors
@@ -148,13 +153,7 @@ impl Calibration {
             .ok_or_else(|| CalibrationError::NoOperatingPoint {
                 model: self.model.clone(),
                 far,
-                available: self
-                    .operating_points
-                    .iter()
-                    .filter(|p| p.supported)
-                    .map(|p| format!("{:e}", p.far_target))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: self.supported_far_targets(),
             })?;
         Ok(Threshold {
             similarity: p.threshold,
@@ -204,13 +203,7 @@ impl Calibration {
             .ok_or_else(|| CalibrationError::NoOperatingPoint {
                 model: self.model.clone(),
                 far: far_needed,
-                available: self
-                    .operating_points
-                    .iter()
-                    .filter(|p| p.supported)
-                    .map(|p| format!("{:e}", p.far_target))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: self.supported_far_targets(),
             })?;
         let mut t = self.threshold_at(p.far_target)?;
         let expected = -(n * f64::ln_1p(-p.far)).exp_m1();
