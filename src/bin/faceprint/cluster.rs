@@ -17,6 +17,17 @@ use faceprint::quality::QualityGate;
 
 use super::{config, expand_images, gate_of, load_analyzer, progress_bar, Global, ModelArgs, EXIT_BAD_INPUT};
 
+/// `p` made absolute with symlinks resolved as far as it exists (the rest appended as given).
+fn resolved(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    for anc in abs.ancestors() {
+        if let Ok(c) = std::fs::canonicalize(anc) {
+            return c.join(abs.strip_prefix(anc).unwrap_or(Path::new("")));
+        }
+    }
+    abs
+}
+
 /// The collection file a folder gets by default.
 pub const STATE_FILE: &str = ".faceprint-people.sqlite";
 
@@ -171,6 +182,23 @@ pub fn cluster_cmd(g: &Global, a: ClusterArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Ok(fail(g, e)),
     };
+    // A contact sheet written inside a photo folder would be clustered by the next run.
+    if let Some(h) = &a.html {
+        let sheet = resolved(h);
+        for d in a.inputs.iter().filter(|d| d.is_dir()) {
+            if sheet.starts_with(resolved(d)) {
+                let e = ClusterError::InvalidParameter {
+                    name: "html",
+                    message: format!(
+                        "{} is inside the photo folder {}: the next run would cluster its thumbnails; write the contact sheet elsewhere",
+                        h.display(),
+                        d.display()
+                    ),
+                };
+                return Ok(fail(g, e));
+            }
+        }
+    }
     let analyzer = load_analyzer(config(g, &a.model, true))?;
     let model = analyzer.model_id()?.to_string();
     if a.threshold.is_none() {

@@ -771,7 +771,14 @@ pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
                 let id = match ids.get(label) {
                     Some(id) => *id,
                     None => {
-                        let rec = gal.add_identity(label, serde_json::Value::Null)?;
+                        // Get or create: another process (a second `index` run) may have created
+                        // the identity since this run listed the gallery.
+                        let rec = match gal.add_identity(label, serde_json::Value::Null) {
+                            Err(GalleryError::DuplicateName { .. }) => gal
+                                .find_identity(&IdentityRef::Name(label.clone()))?
+                                .ok_or_else(|| anyhow::anyhow!("identity {label:?} exists but cannot be read"))?,
+                            other => other?,
+                        };
                         ids.insert(rec.name.clone(), rec.id);
                         ids.insert(label.clone(), rec.id);
                         rec.id
