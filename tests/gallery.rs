@@ -449,3 +449,34 @@ fn index_is_persisted_with_the_generation_and_loaded() {
     assert!(g.check().unwrap().ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The open-set threshold by FPIR counts the templates a stranger is compared with: identities
+/// with at least one face under mean scoring, faces under max scoring.
+#[test]
+fn fpir_threshold_counts_only_searchable_templates() {
+    use faceprint::calibrate::Calibration;
+    let dir = tmpdir("fpir");
+    let g = create(&dir, 8);
+    let mut rng = Rng(7);
+    for name in ["a", "b", "c"] {
+        g.add_identity(name, serde_json::Value::Null).unwrap();
+    }
+    // "a" gets two faces, "b" one, "c" none.
+    for (who, n) in [("a", 2), ("b", 1)] {
+        for _ in 0..n {
+            g.enroll(&IdentityRef::Name(who.into()), face(rng.unit(8))).unwrap();
+        }
+    }
+    let impostor: Vec<f32> = (0..100_000).map(|i| -0.5 + i as f32 / 100_000.0).collect();
+    let genuine: Vec<f32> = (0..100).map(|i| 0.3 + i as f32 / 200.0).collect();
+    let cal = Calibration::compute(ModelId(MODEL.into()), "synthetic".into(), &genuine, &impostor, &[1e-2, 5e-3, 1e-3, 1e-4]).unwrap();
+    let mean = g.threshold_for_fpir(&cal, 1e-2, Scoring::Mean).unwrap();
+    assert!(mean.name.contains("N=2"), "{}", mean.name);
+    // 1 − 0.99^(1/2) = 5.0e-3 → the 5e-3 point.
+    assert_eq!(mean.similarity, cal.threshold_at(5e-3).unwrap().similarity);
+    let max = g.threshold_for_fpir(&cal, 1e-2, Scoring::Max).unwrap();
+    assert!(max.name.contains("N=3"), "{}", max.name);
+    // 1 − 0.99^(1/3) = 3.3e-3 → the 1e-3 point (conservative).
+    assert_eq!(max.similarity, cal.threshold_at(1e-3).unwrap().similarity);
+    let _ = std::fs::remove_dir_all(&dir);
+}

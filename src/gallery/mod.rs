@@ -1004,7 +1004,8 @@ impl Gallery {
     /// The decision threshold that keeps the false-positive identification rate of this gallery
     /// at or under `fpir` (in (0, 1), e.g. [`DEFAULT_FPIR`]), from the model's `calibration`:
     /// [`crate::calibrate::Calibration::threshold_for_identification`] with N = the number of
-    /// identities for [`Scoring::Mean`] (one template each) or of faces for [`Scoring::Max`].
+    /// identities with at least one face for [`Scoring::Mean`] (one template each) or of faces for
+    /// [`Scoring::Max`].
     ///
     /// # Errors
     /// [`crate::Error::Calibration`] when no calibrated operating point is strict enough for this
@@ -1012,7 +1013,8 @@ impl Gallery {
     /// cannot be read.
     pub fn threshold_for_fpir(&self, calibration: &crate::calibrate::Calibration, fpir: f64, scoring: Scoring) -> crate::Result<Threshold> {
         let n = match scoring {
-            Scoring::Mean => self.identities()?.len(),
+            // Identities without a face are never returned, so they are not comparisons.
+            Scoring::Mean => self.identities()?.iter().filter(|i| i.faces > 0).count(),
             Scoring::Max => self.len(),
         };
         Ok(calibration.threshold_for_identification(fpir, n)?)
