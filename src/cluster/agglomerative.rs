@@ -25,6 +25,7 @@ pub(crate) struct Item<'a> {
     pub not_persons: &'a [u64],
 }
 
+#[derive(Default)]
 struct Cluster {
     sum: Vec<f32>,
     size: usize,
@@ -102,17 +103,7 @@ pub(crate) fn agglomerate(items: &[Item<'_>], dim: usize, graph: &[Vec<Edge>], t
         }
     }
     let mut clusters: Vec<Cluster> = (0..n)
-        .map(|_| Cluster {
-            sum: Vec::new(),
-            size: 0,
-            members: Vec::new(),
-            photos: HashSet::new(),
-            seed: None,
-            not_persons: HashSet::new(),
-            adj: HashSet::new(),
-            version: 0,
-            alive: false,
-        })
+        .map(|_| Cluster::default())
         .collect();
     for (i, it) in items.iter().enumerate() {
         let c = &mut clusters[owner[i] as usize];
@@ -167,17 +158,7 @@ pub(crate) fn agglomerate(items: &[Item<'_>], dim: usize, graph: &[Vec<Edge>], t
         let (keep, gone) = if cb.size > ca.size { (c.b, c.a) } else { (c.a, c.b) };
         let mut g = std::mem::replace(
             &mut clusters[gone as usize],
-            Cluster {
-                sum: Vec::new(),
-                size: 0,
-                members: Vec::new(),
-                photos: HashSet::new(),
-                seed: None,
-                not_persons: HashSet::new(),
-                adj: HashSet::new(),
-                version: 0,
-                alive: false,
-            },
+            Cluster::default(),
         );
         for &x in &g.adj {
             if x != keep {

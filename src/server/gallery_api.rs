@@ -375,7 +375,7 @@ pub(crate) async fn identify(State(st): State<Arc<AppState>>, req: Request) -> R
     let mut input = read_input(req, &["image"], &["scoring"], st.cfg.max_body_bytes).await?;
     let image = input.take_image("image")?;
     let o: IdentifyOptions = input.params()?;
-    let scoring = o.scoring.unwrap_or(IdentifyParams::new(Threshold::user(0.0)).scoring);
+    let scoring = o.scoring.unwrap_or_default();
     let threshold = if o.far.is_some() || o.threshold.is_some() {
         decision_threshold(&st, o.far, o.threshold)?
     } else {

@@ -15,7 +15,7 @@ use faceprint::cluster::store::{FaceRecord, Ingested};
 use faceprint::cluster::{evaluate, threshold_for_model, ClusterError, ClusterParams, Collection, CollectionReport, DEFAULT_THRESHOLD};
 use faceprint::quality::QualityGate;
 
-use super::{config, expand_images, gate_of, load_analyzer, progress_bar, Global, ModelArgs, EXIT_BAD_INPUT};
+use super::{config, expand_images, gate_of, load_analyzer, progress_bar, report_failures, Global, ModelArgs, EXIT_BAD_INPUT};
 
 /// `p` made absolute with symlinks resolved as far as it exists (the rest appended as given).
 fn resolved(p: &Path) -> PathBuf {
@@ -329,15 +329,7 @@ pub fn cluster_cmd(g: &Global, a: ClusterArgs) -> anyhow::Result<ExitCode> {
             println!("contact sheet: {}", h.display());
         }
     }
-    if failures.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("{} of {} file(s) failed:", failures.len(), total);
-        for (_, msg) in &failures {
-            eprintln!("  {msg}");
-        }
-        Ok(ExitCode::from(EXIT_BAD_INPUT))
-    }
+    Ok(report_failures(failures.iter().map(|(_, m)| m.as_str()), total))
 }
 
 /// Scores the people against folder identities: one labelled face per image (nearest the centre;

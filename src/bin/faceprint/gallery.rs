@@ -531,14 +531,7 @@ pub(crate) fn enroll_cmd(g: &Global, a: EnrollArgs) -> anyhow::Result<ExitCode> 
 }
 
 fn report_failures(failures: &[String], total: usize) -> anyhow::Result<ExitCode> {
-    if failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprintln!("{} of {} file(s) failed:", failures.len(), total);
-    for f in failures {
-        eprintln!("  {f}");
-    }
-    Ok(ExitCode::from(EXIT_BAD_INPUT))
+    Ok(super::report_failures(failures.iter().map(String::as_str), total))
 }
 
 pub(crate) fn identify_cmd(g: &Global, a: IdentifyArgs) -> anyhow::Result<ExitCode> {

@@ -579,15 +579,20 @@ fn batch(g: &Global, m: &ModelArgs, inputs: &[PathBuf], embed: bool) -> anyhow::
     if let Err(e) = cache_result {
         eprintln!("warning: {e}; results were not cached");
     }
-    if failures.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("{} of {} file(s) failed:", failures.len(), total);
-        for (_, msg) in &failures {
-            eprintln!("  {msg}");
-        }
-        Ok(ExitCode::from(EXIT_BAD_INPUT))
+    Ok(report_failures(failures.iter().map(|(_, m)| m.as_str()), total))
+}
+
+/// Prints `N of M file(s) failed:` and each message on stderr; returns exit code 3 (bad input)
+/// when any file failed, else success. Batch commands end with it.
+pub(crate) fn report_failures<'a>(messages: impl ExactSizeIterator<Item = &'a str>, total: usize) -> ExitCode {
+    if messages.len() == 0 {
+        return ExitCode::SUCCESS;
     }
+    eprintln!("{} of {} file(s) failed:", messages.len(), total);
+    for m in messages {
+        eprintln!("  {m}");
+    }
+    ExitCode::from(EXIT_BAD_INPUT)
 }
 
 fn trunc(s: &str, n: usize) -> String {
