@@ -4,8 +4,13 @@
 //! ```text
 //! cargo bench --bench index_scale -- [--n 1000000] [--data uniform|faces|both] [--storage f16|f32]
 //!     [--m 16] [--ef-construction 128] [--ef 64[,128,...]] [--queries 1000] [--truth-queries 200]
-//!     [--knn] [--crossover] [--serial] [--seed 42]
+//!     [--knn] [--crossover] [--serial] [--seed 42] [--save FILE | --load FILE]
 //! ```
+//!
+//! `--save FILE` writes the built index (one `--data` only) with [`VectorIndex::save`];
+//! `--load FILE` skips the build and measures queries on a saved index, so a slow build can run
+//! while the machine is busy and the latencies be taken later on an idle one. The file's tag
+//! records the data, n and seed, and a mismatch with the arguments is refused.
 //!
 //! Data (seeded, generated in chunks of 10,000 so the f32 originals are never all in memory):
 //! * `uniform`: i.i.d. N(0, I₅₁₂) vectors, L2-normalized (uniform on the sphere; the hardest case,
@@ -182,6 +187,8 @@ struct Args {
     crossover: bool,
     serial: bool,
     seed: u64,
+    save: Option<std::path::PathBuf>,
+    load: Option<std::path::PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -198,6 +205,8 @@ fn parse() -> Result<Args, String> {
         crossover: false,
         serial: false,
         seed: 42,
+        save: None,
+        load: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -229,12 +238,17 @@ fn parse() -> Result<Args, String> {
             "--knn" => a.knn = true,
             "--crossover" => a.crossover = true,
             "--serial" => a.serial = true,
+            "--save" => a.save = Some(val()?.into()),
+            "--load" => a.load = Some(val()?.into()),
             "--bench" => {} // passed by `cargo bench`
             o => return Err(format!("unknown argument {o}")),
         }
     }
     if a.n == 0 || a.ef.is_empty() {
         return Err("--n and --ef must be positive".into());
+    }
+    if (a.save.is_some() || a.load.is_some()) && a.data.len() != 1 {
+        return Err("--save and --load need one --data (faces or uniform)".into());
     }
     Ok(a)
 }
@@ -295,6 +309,31 @@ fn run(a: &Args, data: Data) {
         a.m,
         a.ef_construction,
     );
+    let tag = format!("index_scale data={} n={} seed={}", data.name(), a.n, a.seed);
+    let mut index = match &a.load {
+        Some(path) => {
+            let t = Instant::now();
+            let (index, got) = VectorIndex::load(path, params).expect("loading the saved index");
+            if got != tag {
+                eprintln!("index_scale: {} holds \"{got}\", not \"{tag}\"", path.display());
+                std::process::exit(2);
+            }
+            println!("loaded {} vectors from {} in {:.1} s", index.len(), path.display(), t.elapsed().as_secs_f64());
+            println!("memory: VmHWM {}, VmRSS {}, engine reports {:.0} MB", proc_status("VmHWM:"), proc_status("VmRSS:"), index.memory_usage() as f64 / 1e6);
+            index
+        }
+        None => build(a, data, params),
+    };
+    if let Some(path) = &a.save {
+        let t = Instant::now();
+        index.save(path, &tag).expect("saving the index");
+        println!("saved to {} in {:.1} s", path.display(), t.elapsed().as_secs_f64());
+    }
+    measure(a, data, &mut index);
+}
+
+/// Builds the index from the generated vectors, printing build time and memory.
+fn build(a: &Args, data: Data, params: IndexParams) -> VectorIndex {
     let mut index = VectorIndex::new(DIM, params).expect("index");
     index.reserve(a.n).expect("reserve");
     let t = Instant::now();
@@ -320,13 +359,17 @@ fn run(a: &Args, data: Data) {
     let build_cpu = cpu_seconds() - cpu0 - gen_secs;
     println!("build: {build:.1} s wall, ≈ {build_cpu:.1} s CPU (excluding ≈ {gen_secs:.1} s generating vectors)");
     println!("memory: VmHWM {}, VmRSS {}, engine reports {:.0} MB", proc_status("VmHWM:"), proc_status("VmRSS:"), index.memory_usage() as f64 / 1e6);
+    index
+}
 
+/// Latency and recall of the built index.
+fn measure(a: &Args, data: Data, index: &mut VectorIndex) {
     let qs = queries(data, a.seed, a.queries.max(a.truth_queries), a.n);
     let tq = &qs[..a.truth_queries * DIM];
     let t = Instant::now();
     let truth = exact_truth(data, a.seed, a.n, tq, 10);
     println!("exact f32 truth for {} queries: {:.1} s", a.truth_queries, t.elapsed().as_secs_f64());
-    let ex = time_queries(&index, &qs[..20.min(a.queries) * DIM], SearchMode::Exact);
+    let ex = time_queries(index, &qs[..20.min(a.queries) * DIM], SearchMode::Exact);
     println!("index exact path (brute force over stored vectors): p50 {:.2} ms over {} queries", percentile(&ex, 0.5), ex.len());
     let check = 20.min(truth.len());
     let mut exact_hits = 0;
@@ -337,7 +380,7 @@ fn run(a: &Args, data: Data) {
     println!("index exact path recall@10 against the f32 truth: {:.4} ({check} queries)", exact_hits as f64 / (10.0 * check as f64));
     for &ef in &a.ef {
         index.set_ef_search(ef).expect("ef");
-        let lat = time_queries(&index, &qs[..a.queries * DIM], SearchMode::Approximate);
+        let lat = time_queries(index, &qs[..a.queries * DIM], SearchMode::Approximate);
         let mut hit = 0usize;
         let mut max_err = 0f64;
         for (q, t) in tq.chunks_exact(DIM).zip(&truth) {
