@@ -60,6 +60,21 @@ pub struct Embedding {
 /// levels off on a 2-core CPU (see BENCHMARKS.md).
 pub const DEFAULT_BATCH_SIZE: usize = 32;
 
+/// The batch size a call with `n` faces runs at when the largest batch is `max` (n ≤ max): the
+/// next power of two up to 8, then the next multiple of 8, never above `max`. So a recogniser
+/// with the default batch of 32 runs only batches of 1, 2, 4, 8, 16, 24 and 32 (the extra rows
+/// are zeros, and their outputs are dropped), at most 7 rows more than asked.
+///
+/// Why: ONNX Runtime keeps memory for each input shape it has run (its CPU arena and the memory
+/// pattern it plans per shape). A service whose shared batches take every size from 1 to 32 kept
+/// growing its RSS as rarer sizes turned up (BENCHMARKS.md, "HTTP service"); with a fixed set of
+/// shapes, run once each at start-up ([`ArcFaceRecognizer::warm_up`]), the memory is all taken
+/// before the first request.
+pub fn padded_batch(n: usize, max: usize) -> usize {
+    let b = if n <= 8 { n.next_power_of_two() } else { n.div_ceil(8) * 8 };
+    b.min(max).max(n)
+}
+
 /// An ArcFace-style recogniser: one input `[N, 3, 112, 112]`, one output `[N, D]`.
 /// Thread-safe; one inference at a time per instance.
 pub struct ArcFaceRecognizer {
@@ -70,6 +85,7 @@ pub struct ArcFaceRecognizer {
     id: ModelId,
     path: PathBuf,
     batch_size: usize,
+    warmed: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for ArcFaceRecognizer {
@@ -126,6 +142,7 @@ impl ArcFaceRecognizer {
             id: ModelId::from_file(stem, &sha256),
             path: path.to_path_buf(),
             batch_size: DEFAULT_BATCH_SIZE,
+            warmed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -134,6 +151,44 @@ impl ArcFaceRecognizer {
     pub fn with_batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
         self
+    }
+
+    /// The batch sizes this recogniser runs with: the model's fixed batch, or every
+    /// [`padded_batch`] size up to the configured batch size, ascending.
+    pub fn batch_shapes(&self) -> Vec<usize> {
+        match self.fixed_batch {
+            Some(b) => vec![b],
+            None => {
+                let mut v: Vec<usize> = (1..=self.batch_size).map(|n| padded_batch(n, self.batch_size)).collect();
+                v.dedup();
+                v
+            }
+        }
+    }
+
+    /// Runs every [`Self::batch_shapes`] size once on every session (zero input), so that ONNX
+    /// Runtime has allocated all the memory it will keep before real work starts. Takes about
+    /// 87 faces' worth of inference per session at the default batch of 32; later calls return
+    /// at once.
+    ///
+    /// # Errors
+    /// [`Error::Inference`] when ONNX Runtime fails.
+    pub fn warm_up(&self) -> Result<()> {
+        let s = ALIGNED_SIZE as usize;
+        let infer_err = |e: ort::Error| Error::Inference { model: self.id.to_string(), message: e.to_string() };
+        if self.warmed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        for i in 0..self.sessions.len() {
+            let mut session = self.sessions.session(i);
+            for n in self.batch_shapes() {
+                let input = Array4::<f32>::zeros((n, 3, s, s));
+                let tensor = TensorRef::from_array_view(&input).map_err(infer_err)?;
+                session.run(ort::inputs![self.input_name.as_str() => tensor]).map_err(infer_err)?;
+            }
+        }
+        self.warmed.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// The model id every embedding of this recogniser carries.
@@ -162,7 +217,8 @@ impl ArcFaceRecognizer {
         let mut raw = Vec::with_capacity(all.len() * self.dim);
         let batch = self.fixed_batch.unwrap_or(self.batch_size);
         for chunk in all.chunks(batch) {
-            raw.extend(self.run_raw(chunk, self.fixed_batch.unwrap_or(chunk.len()))?.into_iter().take(chunk.len() * self.dim));
+            let rows = self.fixed_batch.unwrap_or_else(|| padded_batch(chunk.len(), batch));
+            raw.extend(self.run_raw(chunk, rows)?.into_iter().take(chunk.len() * self.dim));
         }
         let n = crops.len();
         let mut out = Vec::with_capacity(n);
@@ -236,5 +292,21 @@ impl ArcFaceRecognizer {
     /// The model file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padded_batch;
+
+    #[test]
+    fn padded_batch_sizes() {
+        let got: Vec<usize> = (1..=32).map(|n| padded_batch(n, 32)).collect();
+        let want = [1, 2, 4, 4, 8, 8, 8, 8, 16, 16, 16, 16, 16, 16, 16, 16, 24, 24, 24, 24, 24, 24, 24, 24, 32, 32, 32, 32, 32, 32, 32, 32];
+        assert_eq!(got, want);
+        // Never above the largest batch, never below n.
+        assert_eq!(padded_batch(9, 10), 10);
+        assert_eq!(padded_batch(3, 3), 3);
+        assert_eq!(padded_batch(1, 1), 1);
     }
 }

@@ -146,6 +146,12 @@ impl SessionPool {
         self.sessions.is_empty()
     }
 
+    /// Session `i` (modulo [`Self::len`]), waiting until it is free: for work that must reach
+    /// every session, such as a warm-up.
+    pub fn session(&self, i: usize) -> std::sync::MutexGuard<'_, Session> {
+        self.sessions[i % self.sessions.len()].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A free session, or (all busy) the next one in turn once it is free.
     pub fn acquire(&self) -> std::sync::MutexGuard<'_, Session> {
         for s in &self.sessions {

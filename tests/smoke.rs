@@ -53,3 +53,26 @@ fn group_photos_of_the_samples() {
     assert!(players.faces.len() >= 16, "players.jpg: {}", players.faces.len());
     assert_eq!(analyzer.analyze_file(&common::sample("yaoming.jpg"), false).unwrap().faces.len(), 1);
 }
+
+/// The recogniser pads a call to a fixed set of batch sizes (`embed::padded_batch`): the six
+/// faces of t1.jpg embedded together (run as a batch of 8, two zero rows) must give the same
+/// embeddings as each face alone (batch 1). Tolerance: cosine ≥ 0.99999 (batch composition only
+/// changes floating-point summation order).
+#[test]
+fn padded_batches_give_the_same_embeddings() {
+    let analyzer = common::analyzer();
+    let path = common::sample("t1.jpg");
+    let img = analyzer.decode_file(&path).unwrap();
+    let prepared = analyzer.prepare(&path, &img).unwrap();
+    let crops = prepared.crops();
+    assert_eq!(crops.len(), 6);
+    let rec = analyzer.recognizer().unwrap();
+    assert_eq!(rec.batch_shapes(), vec![1, 2, 4, 8, 16, 24, 32]);
+    let together = analyzer.embed_crops(&crops).unwrap();
+    for (i, crop) in crops.iter().enumerate() {
+        let alone = analyzer.embed_crops(&[*crop]).unwrap();
+        let cos = faceprint::compare::dot(&alone[0].vector, &together[i].vector);
+        assert!(cos >= 0.99999, "face {i}: cosine {cos} between batch-of-8 and batch-of-1 embeddings");
+    }
+    rec.warm_up().unwrap();
+}

@@ -91,7 +91,10 @@ pub struct ServerConfig {
     /// Longest a face waits for others before its batch runs, microseconds [2,000]: a batch runs
     /// when `max_batch` faces are waiting or this long after its first face arrived.
     pub batch_wait_us: u64,
-    /// Faces per shared batch [32, the recogniser's default batch size].
+    /// Faces per shared batch, and the recogniser's largest batch [8]. The recogniser runs and
+    /// warms up at start every padded batch size up to it (`embed::padded_batch`), so it sets the
+    /// memory the service holds: 172 MiB RSS when ready at 8, 416 MiB at 32 (2 sessions,
+    /// BENCHMARKS.md "HTTP service").
     pub max_batch: usize,
     /// Allowed CORS origins; empty (the default) = no CORS headers, browsers on other origins
     /// are refused. `["*"]` allows any origin.
@@ -121,7 +124,7 @@ impl Default for ServerConfig {
             retry_after_s: 1,
             batching: true,
             batch_wait_us: 2_000,
-            max_batch: 32,
+            max_batch: 8,
             cors_origins: Vec::new(),
             api_keys: Vec::new(),
             allow_unauthenticated: false,

@@ -462,6 +462,9 @@ fn detector_id(a: &FaceAnalyzer) -> String {
 
 fn make_ready(cfg: &ServerConfig, analyzer: Arc<FaceAnalyzer>, metrics: &Arc<Metrics>) -> Result<Ready, crate::Error> {
     let rec = analyzer.recognizer().ok_or(crate::Error::InvalidParameter { name: "load_recognizer", message: "the service needs the recogniser".into() })?;
+    // Every recogniser batch shape once on every session before ready, so RSS does not grow
+    // later as new batch sizes arrive (`embed::padded_batch`).
+    rec.warm_up()?;
     let dir = cfg.gallery.clone().unwrap_or_else(|| Gallery::default_dir(analyzer.data_dir()));
     let gallery = if dir.join(crate::gallery::STORE_FILE).exists() {
         Gallery::open(&dir, GalleryOptions::default())?

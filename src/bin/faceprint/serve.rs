@@ -153,6 +153,9 @@ pub(crate) fn run(g: &Global, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         runtime: RuntimeOptions { library: a.ort_lib.clone(), ..Default::default() },
         workers: a.workers.map_or_else(super::cores, usize::from),
         flip: a.flip,
+        // The recogniser's largest batch is the shared batch: it fixes the batch shapes run and
+        // warmed up at start (`embed::padded_batch`), and with them the memory held.
+        batch_size: cfg.max_batch,
         quality_gate: if a.no_quality_gate { QualityGate::off() } else { QualityGate::default() },
         cache: None,
         ..Default::default()
