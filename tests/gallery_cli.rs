@@ -304,6 +304,8 @@ fn path_errors_are_usage_or_bad_input_never_internal() {
         (vec!["index", s(&file), "--gallery", s(&gal)], 3, "not a folder"),
         (vec!["index", s(&dir), "--labels", s(&nocsv), "--gallery", s(&gal)], 3, "none.csv"),
         (vec!["index", s(&dir), "--labels", s(&dir), "--gallery", s(&gal)], 3, "directory"),
+        (vec!["eval", "identification", "--root", s(&nodir)], 3, "does not exist"),
+        (vec!["eval", "identification", "--root", s(&file)], 3, "not a folder"),
         // A store that is not a database: bad input (3).
         (vec!["gallery", "list", "--gallery", s(&corrupt)], 3, "not a database"),
         (vec!["identify", s(&y), "--gallery", s(&corrupt)], 3, "not a database"),

@@ -862,6 +862,10 @@ pub(crate) fn eval_identification(g: &Global, a: EvalIdentificationArgs) -> anyh
         }
         let model = analyzer.model_id()?.clone();
         let mut images: Vec<(String, PathBuf)> = Vec::new();
+        if !a.root.is_dir() {
+            let what = if a.root.exists() { "is not a folder (one sub-folder of photos per identity)" } else { "does not exist" };
+            return bad_input(g, format!("{} {what}", a.root.display()));
+        }
         let entries = std::fs::read_dir(&a.root).with_context(|| format!("cannot read {}", a.root.display()))?;
         let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
         dirs.sort();
