@@ -1132,11 +1132,11 @@ impl Gallery {
                             continue;
                         }
                         let enrolled = store::faces_from_source(tx, path, &f.image_sha256)?;
-                        if let Some((face_id, identity_id, name, _)) = enrolled.into_iter().find(|(_, _, _, b)| iou(b, &f.bbox) >= DUPLICATE_FACE_IOU) {
-                            outcomes.push(if Some(identity_id) == identity {
-                                FaceOutcome::AlreadyEnrolled { face_id }
+                        if let Some(e) = enrolled.into_iter().find(|e| iou(&e.bbox, &f.bbox) >= DUPLICATE_FACE_IOU) {
+                            outcomes.push(if Some(e.identity) == identity {
+                                FaceOutcome::AlreadyEnrolled { face_id: e.face }
                             } else {
-                                FaceOutcome::EnrolledElsewhere { face_id, identity_id, identity: name }
+                                FaceOutcome::EnrolledElsewhere { face_id: e.face, identity_id: e.identity, identity: e.name }
                             });
                             continue;
                         }
@@ -1144,7 +1144,9 @@ impl Gallery {
                     let id = match identity {
                         Some(id) => id,
                         None => {
-                            let Some((name, metadata)) = &new else { unreachable!("an existing identity was resolved above") };
+                            let Some((name, metadata)) = &new else {
+                                return Err(GalleryError::InvalidParameter { name: "identity", message: "no identity to enroll under".into() });
+                            };
                             let id = store::insert_identity(tx, path, name, metadata)?;
                             created = Some(name.clone());
                             identity = Some(id);

@@ -436,17 +436,25 @@ pub(crate) fn embedding_of(tx: &Transaction, path: &Path, face: i64) -> Result<V
     Ok(blob_to_vec(&b))
 }
 
-/// The faces enrolled from the image with content hash `sha256`: face id, identity id, identity
-/// name, box. Runs on a connection or inside a transaction.
-pub(crate) fn faces_from_source(conn: &Connection, path: &Path, sha256: &str) -> Result<Vec<(i64, i64, String, [f32; 4])>, GalleryError> {
+/// An enrolled face of a given source photo.
+pub(crate) struct SourceFace {
+    pub face: i64,
+    pub identity: i64,
+    pub name: String,
+    pub bbox: [f32; 4],
+}
+
+/// The faces enrolled from the image with content hash `sha256`. Runs on a connection or inside
+/// a transaction.
+pub(crate) fn faces_from_source(conn: &Connection, path: &Path, sha256: &str) -> Result<Vec<SourceFace>, GalleryError> {
     let mut stmt = conn
         .prepare("SELECT f.id, f.identity_id, i.name, f.bbox FROM faces f JOIN identities i ON i.id = f.identity_id WHERE f.image_sha256 = ?1 ORDER BY f.id")
         .map_err(tx_err(path))?;
-    let rows = stmt.query_map(params![sha256], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?))).map_err(tx_err(path))?;
+    let rows = stmt.query_map(params![sha256], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(tx_err(path))?;
     let mut out = Vec::new();
     for r in rows {
-        let (f, i, n, b) = r.map_err(tx_err(path))?;
-        out.push((f, i, n, serde_json::from_str(&b).unwrap_or([0.0; 4])));
+        let (face, identity, name, b): (i64, i64, String, String) = r.map_err(tx_err(path))?;
+        out.push(SourceFace { face, identity, name, bbox: serde_json::from_str(&b).unwrap_or([0.0; 4]) });
     }
     Ok(out)
 }
