@@ -29,6 +29,18 @@
 //! Enrollment ([`FacePolicy`]): a photo with several faces is refused unless the caller says
 //! which face to take (an index, or the largest): a wrong label would poison every later search.
 //! Identification searches every face of a probe photo.
+//!
+//! ## Enrollment rules
+//! [`Gallery::enroll_images`] and [`Gallery::enroll_faces`] (what the CLI uses):
+//! - an enrolled face must pass the enrollment gate ([`enrollment_gate`]: the quality gate with a
+//!   minimum detection score of [`ENROLLMENT_MIN_DET_SCORE`], which a dog's face fails); probes
+//!   keep the detector's threshold and are flagged ([`FaceIdentification::weak_detection`]);
+//! - a new identity is created in the same transaction as its first face, never without one;
+//! - a face already enrolled (same source content hash, box IoU ≥ [`DUPLICATE_FACE_IOU`]) is not
+//!   added again: a no-op under the same identity, refused under another.
+//!
+//! The low-level [`Gallery::enroll`] / [`Gallery::enroll_many`] check only the model and the
+//! embedding.
 
 pub mod eval;
 pub mod labels;
