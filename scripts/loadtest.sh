@@ -21,7 +21,7 @@ out=$(mktemp -d)
 
 pid=
 run_server() { # $1 = batching true|false; sets $pid
-  "$bin" serve --bind "127.0.0.1:$port" --batching "$1" --gallery "$out/gallery-$1" --log-format json >/dev/null 2>"$out/server-$1.log" &
+  "$bin" serve --bind "127.0.0.1:$port" --batching "$1" --gallery "$out/gallery-$1" --create-gallery --log-format json >/dev/null 2>"$out/server-$1.log" &
   pid=$!
   for _ in $(seq 1 600); do
     if curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; then return; fi

@@ -97,6 +97,19 @@ pub enum CalibrationError {
         /// The FARs available.
         available: String,
     },
+    /// A false-accept or false-positive identification rate outside (0, 1): a rate is a
+    /// probability, not a count or a percentage.
+    #[error("{what} {value} is not a rate: it must be in (0, 1), e.g. 1e-3; operating points calibrated for model {model}: FAR {available}")]
+    InvalidRate {
+        /// `FAR` or `FPIR`.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+        /// The model.
+        model: ModelId,
+        /// The supported FAR targets of the calibration.
+        available: String,
+    },
     /// A calibration file that cannot be read or written.
     #[error("{path}: {detail}")]
     File {
@@ -137,6 +150,14 @@ impl Calibration {
     }
 
     /// The FAR targets of the supported operating points, as text (`1e-2, 1e-3, …`).
+    fn check_rate(&self, what: &'static str, value: f64) -> Result<(), CalibrationError> {
+        if value > 0.0 && value < 1.0 {
+            Ok(())
+        } else {
+            Err(CalibrationError::InvalidRate { what, value, model: self.model.clone(), available: self.supported_far_targets() })
+        }
+    }
+
     fn supported_far_targets(&self) -> String {
         self.operating_points.iter().filter(|p| p.supported).map(|p| format!("{:e}", p.far_target)).collect::<Vec<_>>().join(", ")
     }
@@ -144,8 +165,10 @@ impl Calibration {
     /// The supported operating point at `far` (matched within 1 %), as a decision threshold.
     ///
     /// # Errors
-    /// [`CalibrationError::NoOperatingPoint`] when there is none.
+    /// [`CalibrationError::InvalidRate`] when `far` is not in (0, 1);
+    /// [`CalibrationError::NoOperatingPoint`] when there is no point at it.
     pub fn threshold_at(&self, far: f64) -> Result<Threshold, CalibrationError> {
+        self.check_rate("FAR", far)?;
         let p = self
             .operating_points
             .iter()
@@ -188,9 +211,11 @@ impl Calibration {
     /// `far` is the point's measured 1:1 FAR; its name says the FPIR target and N.
     ///
     /// # Errors
+    /// [`CalibrationError::InvalidRate`] when `fpir` is not in (0, 1);
     /// [`CalibrationError::NoOperatingPoint`] when no supported point is strict enough (the
     /// gallery is too large for the number of impostor pairs the calibration was made from).
     pub fn threshold_for_identification(&self, fpir: f64, comparisons: usize) -> Result<Threshold, CalibrationError> {
+        self.check_rate("FPIR", fpir)?;
         let n = comparisons.max(1) as f64;
         let fpir = fpir.clamp(f64::MIN_POSITIVE, 1.0 - 1e-12);
         // 1 − (1 − fpir)^(1/n), computed without cancellation.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use faceprint::compare::Threshold;
 use faceprint::embed::{Embedding, ModelId};
 use faceprint::gallery::{
-    Decision, Gallery, GalleryError, GalleryOptions, IdentifyParams, IdentityRef, NewFace, Scoring, INDEX_FILE,
+    Decision, EnrollTarget, FaceOutcome, Gallery, GalleryError, GalleryOptions, IdentifyParams, IdentityRef, NewFace, Scoring, INDEX_FILE,
 };
 use faceprint::index::SearchMode;
 
@@ -479,4 +479,157 @@ fn fpir_threshold_counts_only_searchable_templates() {
     // 1 − 0.99^(1/3) = 3.3e-3 → the 1e-3 point (conservative).
     assert_eq!(max.similarity, cal.threshold_at(1e-3).unwrap().similarity);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn sourced(v: Vec<f32>, sha: &str, bbox: [f32; 4]) -> NewFace {
+    NewFace { embedding: emb(v), image_sha256: sha.to_string(), bbox, quality: None, crop: None }
+}
+
+#[test]
+fn a_new_identity_is_created_only_with_a_face() {
+    let dir = tmpdir("atomic");
+    let g = create(&dir, 8);
+    let mut rng = Rng(21);
+    let target = |n: &str| EnrollTarget::GetOrCreate { name: n.into(), metadata: serde_json::json!({"k": 1}) };
+    // Nothing to enroll (every photo failed before): no identity.
+    let c = g.enroll_faces(&target("Empty"), vec![]).unwrap();
+    assert!(c.identity.is_none() && !c.created && c.outcomes.is_empty());
+    assert!(g.find_identity(&"Empty".into()).unwrap().is_none(), "no identity without a face");
+    // A bad embedding: the whole call fails and nothing is created.
+    assert!(matches!(g.enroll_faces(&target("Bad"), vec![face(rng.unit(9))]), Err(GalleryError::DimensionMismatch { .. })));
+    assert!(g.find_identity(&"Bad".into()).unwrap().is_none());
+    // One face: identity and face in one transaction, with its metadata.
+    let c = g.enroll_faces(&target("Ann"), vec![sourced(rng.unit(8), "aa", [0.0, 0.0, 10.0, 10.0])]).unwrap();
+    assert!(c.created);
+    let ann = c.identity.unwrap();
+    assert_eq!((ann.name.as_str(), ann.faces, ann.metadata["k"].as_i64()), ("Ann", 1, Some(1)));
+    assert!(matches!(c.outcomes[..], [FaceOutcome::Added { .. }]));
+    // The same face for a new identity: refused, and the new identity is not created.
+    let c = g.enroll_faces(&target("Bob"), vec![sourced(rng.unit(8), "aa", [0.0, 0.0, 10.0, 10.0])]).unwrap();
+    assert!(c.identity.is_none() && !c.created);
+    assert!(matches!(&c.outcomes[..], [FaceOutcome::EnrolledElsewhere { identity, identity_id, .. }] if identity == "Ann" && *identity_id == ann.id));
+    assert!(g.find_identity(&"Bob".into()).unwrap().is_none(), "no empty identity left behind");
+    // An existing name is reused (get or create), not duplicated.
+    let c = g.enroll_faces(&target("Ann"), vec![sourced(rng.unit(8), "bb", [0.0, 0.0, 10.0, 10.0])]).unwrap();
+    assert!(!c.created && c.identity.as_ref().unwrap().id == ann.id && c.identity.unwrap().faces == 2);
+    // Unknown existing identity.
+    assert!(matches!(g.enroll_faces(&EnrollTarget::Existing("Zed".into()), vec![face(rng.unit(8))]), Err(GalleryError::UnknownIdentity { .. })));
+    assert_eq!(g.identities().unwrap().len(), 1);
+    assert!(g.check().unwrap().ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_same_face_of_the_same_photo_is_enrolled_once() {
+    let dir = tmpdir("dedupe");
+    let g = create(&dir, 8);
+    let mut rng = Rng(22);
+    g.add_identity("Ann", serde_json::Value::Null).unwrap();
+    g.add_identity("Bob", serde_json::Value::Null).unwrap();
+    let (ann, bob) = (EnrollTarget::Existing("Ann".into()), EnrollTarget::Existing("Bob".into()));
+    let b0 = [10.0, 10.0, 110.0, 130.0];
+    let c = g.enroll_faces(&ann, vec![sourced(rng.unit(8), "photo1", b0)]).unwrap();
+    let FaceOutcome::Added { face_id } = c.outcomes[0] else { panic!("{:?}", c.outcomes) };
+    // Re-enrolling it (a box moved by a pixel, as with other detector settings): a no-op.
+    let moved = [11.0, 10.0, 111.0, 131.0];
+    let c = g.enroll_faces(&ann, vec![sourced(rng.unit(8), "photo1", moved)]).unwrap();
+    assert_eq!(c.outcomes, vec![FaceOutcome::AlreadyEnrolled { face_id }]);
+    assert_eq!(g.len(), 1);
+    // The same photo twice in one call: one face.
+    let c = g.enroll_faces(&ann, vec![sourced(rng.unit(8), "photo2", b0), sourced(rng.unit(8), "photo2", b0)]).unwrap();
+    let FaceOutcome::Added { face_id: f2 } = c.outcomes[0] else { panic!("{:?}", c.outcomes) };
+    assert_eq!(c.outcomes[1], FaceOutcome::AlreadyEnrolled { face_id: f2 });
+    assert_eq!(g.len(), 2);
+    // The same face for another identity: refused, naming the identity that has it; the other
+    // face of the call goes in.
+    let other_face = [300.0, 10.0, 400.0, 130.0];
+    let c = g.enroll_faces(&bob, vec![sourced(rng.unit(8), "photo1", b0), sourced(rng.unit(8), "photo1", other_face)]).unwrap();
+    assert!(matches!(&c.outcomes[0], FaceOutcome::EnrolledElsewhere { face_id: f, identity, .. } if *f == face_id && identity == "Ann"));
+    assert!(matches!(c.outcomes[1], FaceOutcome::Added { .. }), "another face of the same photo is another person");
+    assert_eq!(g.identity(&"Bob".into()).unwrap().faces.len(), 1);
+    // Faces without a source photo are never deduplicated.
+    for _ in 0..2 {
+        g.enroll_faces(&bob, vec![sourced(rng.unit(8), "", [0.0; 4])]).unwrap();
+    }
+    assert_eq!(g.identity(&"Bob".into()).unwrap().faces.len(), 3);
+    assert!(g.check().unwrap().ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn labels_csv_reports_bad_rows_with_line_numbers() {
+    let dir = tmpdir("labels");
+    std::fs::create_dir_all(&dir).unwrap();
+    let photos = dir.join("photos");
+    let csv = dir.join("labels.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "file,label\n\
+             a/1.jpg,Ann\n\
+             a/2.jpg,\n\
+             ../outside.jpg,Ann\n\
+             /etc/passwd,Bob\n\
+             # a comment\n\
+             \n\
+             b/1.jpg,\"Smith, Bob\"\n\
+             c/1.jpg,Carl,extra\n\
+             {}/d/1.jpg,Dan\n\
+             ,Eve\n\
+             ./e/../e/1.jpg,Eve\n\
+             f/1.jpg,id:7\n",
+            photos.display()
+        ),
+    )
+    .unwrap();
+    let l = faceprint::gallery::labels::read_labels_csv(&photos, &csv).unwrap();
+    let got: Vec<(u64, String, PathBuf)> = l.files.iter().map(|f| (f.line, f.label.clone(), f.path.clone())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, "Ann".to_string(), photos.join("a/1.jpg")),
+            (8, "Smith, Bob".to_string(), photos.join("b/1.jpg")),
+            (10, "Dan".to_string(), photos.join("d/1.jpg")),
+        ]
+    );
+    let bad: Vec<u64> = l.bad_rows.iter().map(|b| b.line).collect();
+    assert_eq!(bad, vec![3, 4, 5, 9, 11, 12, 13], "{:?}", l.bad_rows);
+    assert!(l.bad_rows[0].message.contains("empty label"), "{:?}", l.bad_rows[0]);
+    assert!(l.bad_rows[1].message.contains("outside"), "{:?}", l.bad_rows[1]);
+    assert!(l.bad_rows[2].message.contains("outside"), "{:?}", l.bad_rows[2]);
+    assert!(l.bad_rows[3].message.contains("expected 2"), "{:?}", l.bad_rows[3]);
+    assert!(l.bad_rows[6].message.contains("id:"), "{:?}", l.bad_rows[6]);
+    // The file itself missing, or a directory: an error naming it.
+    assert!(matches!(faceprint::gallery::labels::read_labels_csv(&photos, &dir.join("none.csv")), Err(GalleryError::LabelsFile { .. })));
+    assert!(matches!(faceprint::gallery::labels::read_labels_csv(&photos, &dir), Err(GalleryError::LabelsFile { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn enrollment_gate_raises_the_detection_score_minimum_only() {
+    use faceprint::gallery::{enrollment_gate, ENROLLMENT_MIN_DET_SCORE};
+    use faceprint::quality::QualityGate;
+    let g = enrollment_gate(&QualityGate::default(), ENROLLMENT_MIN_DET_SCORE);
+    assert_eq!(g.min_score, 0.68);
+    assert_eq!(QualityGate { min_score: QualityGate::default().min_score, ..g }, QualityGate::default());
+    // A stricter user gate is kept; a gate that is off stays off.
+    assert_eq!(enrollment_gate(&QualityGate { min_score: 0.9, ..QualityGate::default() }, ENROLLMENT_MIN_DET_SCORE).min_score, 0.9);
+    assert_eq!(enrollment_gate(&QualityGate::off(), ENROLLMENT_MIN_DET_SCORE), QualityGate::off());
+}
+
+#[test]
+fn a_rate_outside_0_1_names_the_range_and_the_operating_points() {
+    use faceprint::calibrate::{Calibration, CalibrationError};
+    let genuine: Vec<f32> = (0..100).map(|i| 0.5 + i as f32 / 400.0).collect();
+    let impostor: Vec<f32> = (0..10_000).map(|i| -0.2 + i as f32 / 40_000.0).collect();
+    let c = Calibration::compute(ModelId(MODEL.into()), "test".into(), &genuine, &impostor, &[1e-2, 1e-3]).unwrap();
+    for far in [2.0, 0.0, -1e-3, 1.0, f64::NAN] {
+        let e = c.threshold_at(far).unwrap_err();
+        assert!(matches!(e, CalibrationError::InvalidRate { what: "FAR", .. }), "{e}");
+        let m = e.to_string();
+        assert!(m.contains("(0, 1)") && m.contains("1e-2") && m.contains("1e-3"), "{m}");
+    }
+    let e = c.threshold_for_identification(2.0, 10).unwrap_err();
+    assert!(matches!(e, CalibrationError::InvalidRate { what: "FPIR", .. }), "{e}");
+    assert!(c.threshold_at(1e-2).is_ok());
 }

@@ -165,3 +165,196 @@ fn another_models_gallery_is_refused() {
     assert!(err(&o).contains("gallery init"), "{}", err(&o));
     let _ = std::fs::remove_dir_all(&t);
 }
+
+fn identity_names(gal: &Path) -> Vec<String> {
+    let o = faceprint(&["gallery", "list", "--json", "--gallery", s(gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    json_lines(&o).iter().map(|v| v["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn enrollment_refuses_a_dog_and_leaves_no_empty_identity() {
+    let Some(data) = common::shared_data("enrollment_refuses_a_dog_and_leaves_no_empty_identity") else { return };
+    let dog = data.join("dlib/examples/faces/dogs.jpg");
+    let t = tmpdir("dog");
+    let gal = t.join("gallery");
+    assert!(faceprint(&["gallery", "init", "--gallery", s(&gal)]).status.success());
+    // The detector takes the dog for a face (score 0.643): the enrollment gate refuses it.
+    let o = faceprint(&["enroll", "Rex", s(&dog), "--gallery", s(&gal)]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("score 0.643 is below the minimum 0.680"), "{}", err(&o));
+    // A broken file and a photo without a face: refused too. No identity is left behind.
+    let broken = t.join("broken.jpg");
+    std::fs::write(&broken, b"not an image").unwrap();
+    let noface = data.join("insightface_pypi/insightface/data/images/mask_white.jpg");
+    let o = faceprint(&["enroll", "Nobody", s(&broken), s(&noface), "--gallery", s(&gal)]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("was not created"), "{}", err(&o));
+    assert!(identity_names(&gal).is_empty(), "{:?}", identity_names(&gal));
+    // Lowering the gate enrolls it: the gate is what refused it.
+    let o = faceprint(&["enroll", "Rex", s(&dog), "--min-enroll-score", "0.6", "--gallery", s(&gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    // Probes keep the detector's threshold and are flagged.
+    let o = faceprint(&["identify", "--json", "--no-cache", s(&dog), "--gallery", s(&gal)]);
+    let r = &json_lines(&o)[0];
+    assert_eq!(r["weak_detection"], true, "{r}");
+    let o = faceprint(&["identify", "--json", "--no-cache", s(&common::sample("yaoming.jpg")), "--gallery", s(&gal)]);
+    assert_eq!(json_lines(&o)[0]["weak_detection"], false);
+    let _ = std::fs::remove_dir_all(&t);
+}
+
+#[test]
+fn the_same_photo_is_enrolled_once() {
+    let t = tmpdir("dup");
+    let gal = t.join("gallery");
+    let y = common::sample("yaoming.jpg");
+    assert!(faceprint(&["gallery", "init", "--gallery", s(&gal)]).status.success());
+    let o = faceprint(&["enroll", "Yao", s(&y), s(&y), "--json", "--gallery", s(&gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    let rows = json_lines(&o);
+    assert_eq!((rows[0]["already_enrolled"].as_bool(), rows[1]["already_enrolled"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(rows[0]["face_id"], rows[1]["face_id"]);
+    // Again later: a no-op that says so.
+    let o = faceprint(&["enroll", "Yao", s(&y), "--gallery", s(&gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already enrolled"), "{}", String::from_utf8_lossy(&o.stdout));
+    // Another identity: an error naming the identity that has it; the new identity is not created.
+    let o = faceprint(&["enroll", "Someone", s(&y), "--gallery", s(&gal)]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("already enrolled as face") && err(&o).contains("\"Yao\""), "{}", err(&o));
+    assert_eq!(identity_names(&gal), vec!["Yao"]);
+    let o = faceprint(&["gallery", "show", "Yao", "--json", "--gallery", s(&gal)]);
+    assert_eq!(json_lines(&o)[0]["faces"], 1);
+    let _ = std::fs::remove_dir_all(&t);
+}
+
+#[test]
+fn index_labels_csv_reports_bad_rows_and_enrolls_the_rest() {
+    let t = tmpdir("csv");
+    let (src, gal) = (t.join("photos"), t.join("gallery"));
+    std::fs::create_dir_all(src.join("x")).unwrap();
+    std::os::unix::fs::symlink(common::sample("yaoming.jpg"), src.join("x/yao.jpg")).unwrap();
+    std::os::unix::fs::symlink(common::sample("t1.jpg"), src.join("x/t1.jpg")).unwrap();
+    std::os::unix::fs::symlink(common::sample("yaoming.jpg"), t.join("outside.jpg")).unwrap();
+    let csv = t.join("labels.csv");
+    std::fs::write(&csv, "file,label\nx/yao.jpg,Yao\nx/t1.jpg,\n../outside.jpg,Yao\n").unwrap();
+    assert!(faceprint(&["gallery", "init", "--gallery", s(&gal)]).status.success());
+    let o = faceprint(&["index", s(&src), "--labels", s(&csv), "--json", "--no-cache", "--gallery", s(&gal)]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    let summary = json_lines(&o).pop().unwrap();
+    assert_eq!(summary["enrolled"], 1, "{summary}");
+    let lines: Vec<u64> = summary["bad_rows"].as_array().unwrap().iter().map(|b| b["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, vec![3, 4], "{summary}");
+    let e = err(&o);
+    assert!(e.contains("labels.csv:3: bad row") && e.contains("empty label"), "{e}");
+    assert!(e.contains("labels.csv:4: bad row") && e.contains("outside"), "{e}");
+    assert_eq!(identity_names(&gal), vec!["Yao"]);
+    // --help documents the format.
+    let h = String::from_utf8_lossy(&faceprint(&["index", "--help"]).stdout).into_owned();
+    assert!(h.contains("file,label") && h.contains("relative to DIR") && h.contains("line number"), "{h}");
+    let _ = std::fs::remove_dir_all(&t);
+}
+
+#[test]
+fn a_truncated_photo_is_reported_with_a_warning() {
+    let t = tmpdir("trunc");
+    let gal = t.join("gallery");
+    let bytes = std::fs::read(common::sample("yaoming.jpg")).unwrap();
+    let cut = t.join("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() * 9 / 10]).unwrap();
+    assert!(faceprint(&["gallery", "init", "--gallery", s(&gal)]).status.success());
+    let o = faceprint(&["enroll", "Yao", s(&cut), "--json", "--gallery", s(&gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(json_lines(&o)[0]["warnings"][0].as_str().unwrap().contains("truncated"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(err(&o).contains("warning") && err(&o).contains("truncated"), "{}", err(&o));
+    let o = faceprint(&["identify", "--json", "--no-cache", s(&cut), "--gallery", s(&gal)]);
+    assert!(json_lines(&o)[0]["warnings"][0].as_str().unwrap().contains("truncated"), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = faceprint(&["identify", s(&cut), "--gallery", s(&gal)]);
+    assert!(err(&o).contains("warning") && err(&o).contains("truncated"), "{}", err(&o));
+    std::fs::create_dir_all(t.join("photos/Yao")).unwrap();
+    // Another cut (other content, so not skipped as already enrolled).
+    std::fs::write(t.join("photos/Yao/cut2.jpg"), &bytes[..bytes.len() * 17 / 20]).unwrap();
+    let o = faceprint(&["index", s(&t.join("photos")), "--json", "--no-cache", "--gallery", s(&gal)]);
+    let summary = json_lines(&o).pop().unwrap();
+    assert!(summary["warnings"][0].as_str().unwrap().contains("truncated"), "{summary}");
+    let _ = std::fs::remove_dir_all(&t);
+}
+
+#[test]
+fn path_errors_are_usage_or_bad_input_never_internal() {
+    let t = tmpdir("paths");
+    let gal = t.join("gallery");
+    let y = common::sample("yaoming.jpg");
+    assert!(faceprint(&["gallery", "init", "--gallery", s(&gal)]).status.success());
+    let file = t.join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let dir = t.join("adir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let corrupt = t.join("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("gallery.sqlite"), b"this is not a database, just text").unwrap();
+    let missing = t.join("missing.jpg");
+    let (nodir, nocsv, nogallery, noonnx) = (t.join("nodir"), t.join("none.csv"), t.join("nogallery"), t.join("none.onnx"));
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        // Photos and folders of photos: bad input (3).
+        (vec!["enroll", "A", s(&missing), "--gallery", s(&gal)], 3, "missing.jpg"),
+        (vec!["enroll", "A", s(&dir), "--gallery", s(&gal)], 3, "directory"),
+        (vec!["identify", s(&missing), "--gallery", s(&gal)], 3, "missing.jpg"),
+        (vec!["index", s(&nodir), "--gallery", s(&gal)], 3, "does not exist"),
+        (vec!["index", s(&file), "--gallery", s(&gal)], 3, "not a folder"),
+        (vec!["index", s(&dir), "--labels", s(&nocsv), "--gallery", s(&gal)], 3, "none.csv"),
+        (vec!["index", s(&dir), "--labels", s(&dir), "--gallery", s(&gal)], 3, "directory"),
+        (vec!["eval", "identification", "--root", s(&nodir)], 3, "does not exist"),
+        (vec!["eval", "identification", "--root", s(&file)], 3, "not a folder"),
+        // A store that is not a database: bad input (3).
+        (vec!["gallery", "list", "--gallery", s(&corrupt)], 3, "not a database"),
+        (vec!["identify", s(&y), "--gallery", s(&corrupt)], 3, "not a database"),
+        // No gallery there, or a file given for the gallery directory: usage (2).
+        (vec!["gallery", "list", "--gallery", s(&file)], 2, "is a file"),
+        (vec!["enroll", "A", s(&y), "--gallery", s(&nogallery)], 2, "gallery init"),
+        (vec!["gallery", "init", "--gallery", s(&file)], 2, "not a directory"),
+        // Model files: models (4).
+        (vec!["identify", s(&y), "--recognizer", s(&noonnx), "--gallery", s(&gal)], 4, "none.onnx"),
+        // Rates outside (0, 1): usage (2), with the range and the operating points.
+        (vec!["identify", s(&y), "--far", "2", "--gallery", s(&gal)], 2, "(0, 1)"),
+        (vec!["identify", s(&y), "--fpir", "2", "--gallery", s(&gal)], 2, "(0, 1)"),
+    ];
+    for (args, code, text) in cases {
+        let o = faceprint(&args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", err(&o));
+        assert!(err(&o).contains(text), "{args:?}: {}", err(&o));
+    }
+    let o = faceprint(&["identify", s(&y), "--far", "2", "--gallery", s(&gal)]);
+    assert!(err(&o).contains("1e-3") && err(&o).contains("1e-6"), "lists the operating points: {}", err(&o));
+    let _ = std::fs::remove_dir_all(&t);
+}
+
+#[test]
+fn serve_refuses_a_missing_gallery_like_the_other_commands() {
+    let t = tmpdir("serve");
+    let none = t.join("none");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faceprint"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--gallery", s(&none)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve kept running without a gallery");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut e = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut e).unwrap();
+    assert_eq!(status.code(), Some(2), "{e}");
+    assert!(e.contains("not a faceprint gallery") && e.contains("--create-gallery"), "{e}");
+    assert!(!none.join("gallery.sqlite").exists(), "no gallery was created");
+    let _ = std::fs::remove_dir_all(&t);
+}

@@ -57,6 +57,7 @@ impl Srv {
         cfg.bind = "127.0.0.1:0".parse().unwrap();
         if cfg.gallery.is_none() {
             cfg.gallery = Some(scratch("gallery"));
+            cfg.create_gallery = true;
         }
         let handle = server::start(cfg, AnalyzerSource::Loaded(analyzer()), false).expect("server starts");
         let base = format!("http://{}", handle.addr());
@@ -447,7 +448,7 @@ fn request_timeout_gives_503_timeout() {
 #[test]
 fn shutdown_finishes_in_flight_requests_and_keeps_gallery_writes() {
     let gallery = scratch("durable");
-    let s = Srv::start(ServerConfig { gallery: Some(gallery.clone()), ..Default::default() });
+    let s = Srv::start(ServerConfig { gallery: Some(gallery.clone()), create_gallery: true, ..Default::default() });
     let (st, _) = json_of(s.post_json("/v1/gallery/identities", None, &json!({"name": "Yao Ming"})));
     assert_eq!(st, 201);
     let (st, _) = json_of(s.post_form("/v1/gallery/identities/Yao Ming/faces", None, Form::new().part("image", file_part(&yao()))));
@@ -476,7 +477,7 @@ fn shutdown_finishes_in_flight_requests_and_keeps_gallery_writes() {
 fn binary_serves_until_sigterm() {
     let gallery = scratch("bin");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_faceprint"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--log-format", "json", "--gallery"])
+        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1", "--log-format", "json", "--create-gallery", "--gallery"])
         .arg(&gallery)
         .env("FACEPRINT_MAX_QUEUE", "7")
         .stderr(std::process::Stdio::piped())

@@ -29,8 +29,21 @@
 //! Enrollment ([`FacePolicy`]): a photo with several faces is refused unless the caller says
 //! which face to take (an index, or the largest): a wrong label would poison every later search.
 //! Identification searches every face of a probe photo.
+//!
+//! ## Enrollment rules
+//! [`Gallery::enroll_images`] and [`Gallery::enroll_faces`] (what the CLI uses):
+//! - an enrolled face must pass the enrollment gate ([`enrollment_gate`]: the quality gate with a
+//!   minimum detection score of [`ENROLLMENT_MIN_DET_SCORE`], which a dog's face fails); probes
+//!   keep the detector's threshold and are flagged ([`FaceIdentification::weak_detection`]);
+//! - a new identity is created in the same transaction as its first face, never without one;
+//! - a face already enrolled (same source content hash, box IoU ≥ [`DUPLICATE_FACE_IOU`]) is not
+//!   added again: a no-op under the same identity, refused under another.
+//!
+//! The low-level [`Gallery::enroll`] / [`Gallery::enroll_many`] check only the model and the
+//! embedding.
 
 pub mod eval;
+pub mod labels;
 pub mod store;
 
 use std::collections::HashMap;
@@ -45,7 +58,7 @@ use crate::compare::Threshold;
 use crate::embed::{Embedding, ModelId};
 use crate::index::{IndexError, IndexParams, SearchMode, VectorIndex};
 use crate::pipeline::{AnalyzedImage, FaceAnalyzer};
-use crate::quality::FaceQuality;
+use crate::quality::{FaceQuality, QualityGate};
 
 pub use store::{FaceRecord, GalleryMeta, IdentityRecord, SCHEMA_VERSION, STORE_FILE};
 use store::{FaceInsert, Store};
@@ -65,6 +78,29 @@ pub const DEFAULT_AMBIGUITY_MARGIN: f32 = 0.03;
 /// point such as FAR 1e-3 does not hold in 1:N: on LFW with 4,281 identities it matched 94 % of
 /// strangers (README, "Gallery and identification").
 pub const DEFAULT_FPIR: f64 = 0.01;
+
+/// Minimum detection score of a face to be enrolled: 0.68. Identification probes keep the
+/// detector's own threshold (0.5) and are only flagged ([`FaceIdentification::weak_detection`]).
+///
+/// Measured with the default detector (SCRFD-500M, default parameters) and the largest face of
+/// each photo (README "Gallery and identification", "Enrollment gate"):
+/// - the dog of `dlib/examples/faces/dogs.jpg` is detected as a face with score 0.643, and its
+///   other quality measures look like a face's (size 158 px, yaw 3°, pitch −19°, sharpness 1162),
+///   so the detection score is the only measure that tells it apart;
+/// - LFW (7,701 photos of `pairs.txt`): min 0.535, 0.1st percentile 0.667, 1st percentile 0.739,
+///   median 0.856; 15 photos (0.19 %) score below 0.68;
+/// - deepface's test photos (32 with one face): min 0.7007;
+/// - the four mask photos and the two EXIF examples without a person give no detection at all.
+///
+/// 0.68 sits between the dog (0.643) and the lowest single-face deepface photo (0.701), at a cost
+/// of 0.19 % of LFW's photos refused for enrollment (they can still be searched).
+pub const ENROLLMENT_MIN_DET_SCORE: f32 = 0.68;
+
+/// Two boxes of the same photo (same content hash) with an intersection over union at or above
+/// this are the same face: enrolling it again is a no-op ([`FaceOutcome::AlreadyEnrolled`]).
+/// With the same photo and detector the box is identical (IoU 1); 0.5 still matches boxes from
+/// other detector settings, while two different faces of one photo never overlap that much.
+pub const DUPLICATE_FACE_IOU: f32 = 0.5;
 
 /// Default [`IdentifyParams::top_k`]: 5 identities.
 pub const DEFAULT_TOP_K: usize = 5;
@@ -175,6 +211,36 @@ pub enum GalleryError {
         /// How many faces were found.
         count: usize,
     },
+    /// A face (same source photo content and box, [`DUPLICATE_FACE_IOU`]) that another identity
+    /// already has: one photo of a face cannot belong to two people.
+    #[error("{path}: this face is already enrolled as face {face} of identity {identity:?} (id {identity_id}); a face cannot belong to two identities: remove it there first (`faceprint gallery remove --face {face}`) or merge the identities")]
+    DuplicateFace {
+        /// The photo (empty when enrolled from an embedding).
+        path: PathBuf,
+        /// The enrolled face.
+        face: i64,
+        /// Its identity's id.
+        identity_id: i64,
+        /// Its identity's name.
+        identity: String,
+    },
+    /// The labels file of bulk enrollment cannot be opened or read ([`labels::read_labels_csv`]).
+    #[error("labels file {path}: {detail}")]
+    LabelsFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The gallery's store file exists but cannot be read as a gallery (not an SQLite database,
+    /// damaged, unreadable).
+    #[error("gallery store {path} cannot be read: {detail}")]
+    Unreadable {
+        /// The store file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
     /// The index failed (other than a missing or damaged file, which causes a rebuild).
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -190,7 +256,8 @@ pub enum GalleryError {
 
 impl GalleryError {
     /// True when the caller's input is at fault (unknown or duplicate identity, bad name, bad
-    /// embedding, a photo with several faces), as opposed to a setup problem or a failure.
+    /// embedding, a photo with several faces, a face enrolled under another identity, a store
+    /// file that cannot be read), as opposed to a setup problem or a failure.
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
@@ -200,10 +267,14 @@ impl GalleryError {
                 | GalleryError::InvalidName { .. }
                 | GalleryError::BadEmbedding { .. }
                 | GalleryError::SeveralFaces { .. }
+                | GalleryError::DuplicateFace { .. }
+                | GalleryError::Unreadable { .. }
+                | GalleryError::LabelsFile { .. }
         )
     }
 
-    /// True for misuse: a model or dimension mismatch, a missing gallery, a bad parameter.
+    /// True for misuse: a model or dimension mismatch, a missing gallery, a gallery path that is
+    /// not a directory, a bad parameter.
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
@@ -505,11 +576,15 @@ impl Gallery {
     /// components.
     ///
     /// # Errors
-    /// [`GalleryError::AlreadyExists`] when `dir` already holds one; [`GalleryError::Io`],
+    /// [`GalleryError::AlreadyExists`] when `dir` already holds one;
+    /// [`GalleryError::InvalidParameter`] when `dir` is a file; [`GalleryError::Io`],
     /// [`GalleryError::Store`]; [`GalleryError::InvalidParameter`] for `dim == 0`.
     pub fn create(dir: &Path, model: &ModelId, dim: usize, options: GalleryOptions) -> Result<Gallery, GalleryError> {
         if dim == 0 {
             return Err(GalleryError::InvalidParameter { name: "dim", message: "must be > 0".into() });
+        }
+        if dir.exists() && !dir.is_dir() {
+            return Err(GalleryError::InvalidParameter { name: "gallery", message: format!("{} exists and is not a directory", dir.display()) });
         }
         std::fs::create_dir_all(dir).map_err(|source| GalleryError::Io { path: dir.to_path_buf(), source })?;
         let path = dir.join(STORE_FILE);
@@ -525,12 +600,22 @@ impl Gallery {
     /// file is missing, unreadable or not at the store's generation.
     ///
     /// # Errors
-    /// [`GalleryError::NotAGallery`] when `dir` holds no store; [`GalleryError::SchemaVersion`];
-    /// [`GalleryError::Store`].
+    /// [`GalleryError::NotAGallery`] when `dir` holds no store (or is not a directory);
+    /// [`GalleryError::Unreadable`] when the store file is not a database or cannot be read;
+    /// [`GalleryError::SchemaVersion`]; [`GalleryError::Store`].
     pub fn open(dir: &Path, options: GalleryOptions) -> Result<Gallery, GalleryError> {
         let path = dir.join(STORE_FILE);
         if !path.is_file() {
-            return Err(GalleryError::NotAGallery { path: dir.to_path_buf(), detail: format!("no {STORE_FILE}") });
+            let detail = if dir.is_file() {
+                "it is a file; a gallery is a directory".to_string()
+            } else if !dir.exists() {
+                "no such directory".to_string()
+            } else if path.exists() {
+                format!("{STORE_FILE} is not a file")
+            } else {
+                format!("no {STORE_FILE}")
+            };
+            return Err(GalleryError::NotAGallery { path: dir.to_path_buf(), detail });
         }
         let store = Store::open(&path)?;
         let meta = store.meta()?;
@@ -996,6 +1081,128 @@ impl Gallery {
         )
     }
 
+    /// Enrolls faces under `target` in one transaction, with the enrollment rules the
+    /// pipeline-level calls and the CLI use (unlike the low-level [`Self::enroll_many`]):
+    /// - **Atomic identity creation.** Under [`EnrollTarget::GetOrCreate`] a missing identity is
+    ///   created in the same transaction as its first face, and only when at least one face is
+    ///   added: a failed enrollment never leaves an identity without faces behind.
+    /// - **No duplicate faces.** A face whose source photo (same non-empty `image_sha256`) is
+    ///   already enrolled with an overlapping box (IoU ≥ [`DUPLICATE_FACE_IOU`]) is not added
+    ///   again: under the same identity it is [`FaceOutcome::AlreadyEnrolled`] (a no-op), under
+    ///   another one [`FaceOutcome::EnrolledElsewhere`] (refused; the other faces still go in).
+    ///   Duplicates within `faces` count the same way.
+    ///
+    /// Returns one outcome per face, in input order.
+    ///
+    /// # Errors
+    /// [`GalleryError::UnknownIdentity`] for [`EnrollTarget::Existing`];
+    /// [`GalleryError::InvalidName`] / [`GalleryError::InvalidParameter`] for a bad new name or
+    /// metadata; as [`Self::enroll`] for a bad embedding (nothing is written then).
+    pub fn enroll_faces(&self, target: &EnrollTarget, faces: Vec<NewFace>) -> Result<EnrollCommit, GalleryError> {
+        let mut crops = Vec::with_capacity(faces.len());
+        for f in &faces {
+            self.check_embedding(&f.embedding)?;
+            crops.push(f.crop.as_ref().map(png_bytes).transpose()?);
+        }
+        let (existing, new) = match target {
+            EnrollTarget::Existing(r) => (Some(self.identity_record(r)?.id), None),
+            EnrollTarget::GetOrCreate { name, metadata } => {
+                let metadata = match metadata {
+                    serde_json::Value::Null => serde_json::json!({}),
+                    m @ serde_json::Value::Object(_) => m.clone(),
+                    _ => return Err(GalleryError::InvalidParameter { name: "metadata", message: "must be a JSON object".into() }),
+                };
+                (None, Some((check_name(name)?, metadata)))
+            }
+        };
+        struct Done {
+            identity: Option<i64>,
+            created: Option<String>,
+            outcomes: Vec<FaceOutcome>,
+        }
+        let done = self.write(
+            |tx, path| {
+                let mut identity = match (&existing, &new) {
+                    (Some(id), _) => {
+                        if !store::identity_exists(tx, path, *id)? {
+                            return Err(GalleryError::UnknownIdentity { identity: format!("id:{id}") });
+                        }
+                        Some(*id)
+                    }
+                    (None, Some((name, _))) => store::identity_id_by_name(tx, path, name)?,
+                    (None, None) => None,
+                };
+                let mut created = None;
+                let mut outcomes = Vec::with_capacity(faces.len());
+                // Faces added by this call: (sha, box, face id), for duplicates within the batch.
+                let mut added: Vec<(&str, [f32; 4], i64)> = Vec::new();
+                for (f, crop) in faces.iter().zip(&crops) {
+                    if !f.image_sha256.is_empty() {
+                        let earlier = added.iter().find(|(sha, b, _)| *sha == f.image_sha256 && iou(b, &f.bbox) >= DUPLICATE_FACE_IOU);
+                        if let Some((_, _, face_id)) = earlier {
+                            outcomes.push(FaceOutcome::AlreadyEnrolled { face_id: *face_id });
+                            continue;
+                        }
+                        let enrolled = store::faces_from_source(tx, path, &f.image_sha256)?;
+                        if let Some(e) = enrolled.into_iter().find(|e| iou(&e.bbox, &f.bbox) >= DUPLICATE_FACE_IOU) {
+                            outcomes.push(if Some(e.identity) == identity {
+                                FaceOutcome::AlreadyEnrolled { face_id: e.face }
+                            } else {
+                                FaceOutcome::EnrolledElsewhere { face_id: e.face, identity_id: e.identity, identity: e.name }
+                            });
+                            continue;
+                        }
+                    }
+                    let id = match identity {
+                        Some(id) => id,
+                        None => {
+                            let Some((name, metadata)) = &new else {
+                                return Err(GalleryError::InvalidParameter { name: "identity", message: "no identity to enroll under".into() });
+                            };
+                            let id = store::insert_identity(tx, path, name, metadata)?;
+                            created = Some(name.clone());
+                            identity = Some(id);
+                            id
+                        }
+                    };
+                    let face_id = store::insert_face(
+                        tx,
+                        path,
+                        &FaceInsert {
+                            identity: id,
+                            vector: &f.embedding.vector,
+                            model: &f.embedding.model,
+                            image_sha256: &f.image_sha256,
+                            bbox: f.bbox,
+                            quality: f.quality.as_ref(),
+                            crop_png: crop.as_deref(),
+                        },
+                    )?;
+                    added.push((&f.image_sha256, f.bbox, face_id));
+                    outcomes.push(FaceOutcome::Added { face_id });
+                }
+                Ok(Done { identity, created, outcomes })
+            },
+            |live, done| {
+                if let (Some(id), Some(name)) = (done.identity, &done.created) {
+                    live.names.insert(id, name.clone());
+                }
+                for (o, f) in done.outcomes.iter().zip(&faces) {
+                    if let (FaceOutcome::Added { face_id }, Some(identity)) = (o, done.identity) {
+                        live.index.add(*face_id as u64, &f.embedding.vector)?;
+                        live.face_identity.insert(*face_id as u64, identity);
+                        if let Some(t) = &mut live.templates {
+                            t.add(identity, &f.embedding.vector)?;
+                        }
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        let identity = done.identity.map(|id| self.identity_record(&IdentityRef::Id(id))).transpose()?;
+        Ok(EnrollCommit { identity, created: done.created.is_some(), outcomes: done.outcomes })
+    }
+
     /// Whether enrollment stores crops by default (set at creation).
     pub fn stores_crops(&self) -> bool {
         self.meta.store_crops
@@ -1150,18 +1357,36 @@ impl Gallery {
     // Pipeline-level helpers.
 
     /// Picks the face to enroll from an analysed image (with embeddings), applies the
-    /// analyzer's quality gate, and builds the [`NewFace`]. `image` is the decoded image, needed
-    /// only when `store_crop` (the crop is re-aligned from it).
+    /// enrollment gate ([`enrollment_gate`] of the analyzer's quality gate with
+    /// [`ENROLLMENT_MIN_DET_SCORE`]), and builds the [`NewFace`]. `image` is the decoded image,
+    /// needed only when `store_crop` (the crop is re-aligned from it).
     ///
     /// # Errors
     /// [`crate::Error::NoFace`]; [`GalleryError::SeveralFaces`] under [`FacePolicy::Only`];
-    /// [`crate::Error::FaceIndex`]; [`crate::Error::Quality`].
+    /// [`crate::Error::FaceIndex`]; [`crate::Error::Quality`] (measure `score` when the face is
+    /// below the enrollment's minimum detection score).
     pub fn face_to_enroll(
         analyzer: &FaceAnalyzer,
         analysed: &AnalyzedImage,
         image_sha256: &str,
         policy: FacePolicy,
         image: Option<&RgbImage>,
+    ) -> crate::Result<(NewFace, usize)> {
+        Self::face_to_enroll_gated(analyzer, analysed, image_sha256, policy, image, ENROLLMENT_MIN_DET_SCORE)
+    }
+
+    /// [`Self::face_to_enroll`] with another minimum detection score for enrollment (in [0, 1];
+    /// the analyzer's own gate minimum applies when it is higher).
+    ///
+    /// # Errors
+    /// As [`Self::face_to_enroll`].
+    pub fn face_to_enroll_gated(
+        analyzer: &FaceAnalyzer,
+        analysed: &AnalyzedImage,
+        image_sha256: &str,
+        policy: FacePolicy,
+        image: Option<&RgbImage>,
+        min_det_score: f32,
     ) -> crate::Result<(NewFace, usize)> {
         let path = &analysed.path;
         if analysed.faces.is_empty() {
@@ -1175,35 +1400,109 @@ impl Gallery {
             FacePolicy::Index(i) => i,
         };
         let face = analysed.faces.get(index).ok_or(crate::Error::FaceIndex { path: path.clone(), index, count: analysed.faces.len() })?;
-        analyzer.config().quality_gate.check(&face.quality).map_err(|failure| crate::Error::Quality { path: path.clone(), face: index, failure })?;
+        enrollment_gate(&analyzer.config().quality_gate, min_det_score)
+            .check(&face.quality)
+            .map_err(|failure| crate::Error::Quality { path: path.clone(), face: index, failure })?;
         let embedding = face.embedding.clone().ok_or(crate::Error::InvalidParameter { name: "embed", message: "the image was analysed without embeddings".into() })?;
         let crop = image.and_then(|img| crate::align::align_face(img, &face.detection.landmarks)).map(|a| a.image);
         Ok((NewFace { embedding, image_sha256: image_sha256.to_string(), bbox: face.detection.bbox, quality: Some(face.quality), crop }, index))
     }
 
     /// Enrolls one face of the photo at `path` under `identity` (which must exist): decodes,
-    /// detects, embeds (no lock held), picks the face by `opts.faces`, applies the analyzer's
-    /// quality gate, and stores the crop when `opts.store_crop` (default: the gallery's setting).
+    /// detects, embeds (no lock held), picks the face by `opts.faces`, applies the enrollment
+    /// gate, and stores the crop when `opts.store_crop` (default: the gallery's setting). The same
+    /// face enrolled again under the same identity is a no-op
+    /// ([`EnrolledFace::already_enrolled`]); see [`Self::enroll_images`].
     ///
     /// # Errors
     /// [`crate::Error::Image`] naming the file; [`crate::Error::NoFace`]; [`crate::Error::Quality`];
     /// [`crate::Error::FaceIndex`]; [`crate::Error::Gallery`] ([`GalleryError::SeveralFaces`],
-    /// [`GalleryError::ModelMismatch`], [`GalleryError::UnknownIdentity`], …).
+    /// [`GalleryError::DuplicateFace`], [`GalleryError::ModelMismatch`],
+    /// [`GalleryError::UnknownIdentity`], …).
     pub fn enroll_image(&self, analyzer: &FaceAnalyzer, identity: &IdentityRef, path: &Path, opts: &EnrollImageOptions) -> crate::Result<EnrolledFace> {
-        let id = self.identity_record(identity)?.id;
+        let r = self.enroll_images(analyzer, &EnrollTarget::Existing(identity.clone()), &[path.to_path_buf()], opts)?;
+        r.results.into_iter().next().map(|(_, r)| r).unwrap_or_else(|| Err(crate::Error::InvalidParameter { name: "images", message: "no result".into() }))
+    }
+
+    /// Enrolls one face from each photo of `paths` under `target`, in one transaction
+    /// ([`Self::enroll_faces`]): every photo is decoded, analysed and gated first (no lock held);
+    /// a photo that fails (unreadable, no face, several faces, below the enrollment gate, a face
+    /// another identity already has) is reported in its result and the others are enrolled. A new
+    /// identity ([`EnrollTarget::GetOrCreate`]) is created only when at least one face is
+    /// enrolled. Decoding warnings (a truncated JPEG) are returned with each photo.
+    ///
+    /// # Errors
+    /// Only failures that concern the whole call: [`GalleryError::ModelMismatch`] (the analyzer's
+    /// model is not the gallery's), [`GalleryError::UnknownIdentity`], a bad name or metadata,
+    /// [`GalleryError::Store`], inference errors.
+    pub fn enroll_images(&self, analyzer: &FaceAnalyzer, target: &EnrollTarget, paths: &[PathBuf], opts: &EnrollImageOptions) -> crate::Result<ImagesEnrollment> {
         let model = analyzer.model_id()?;
         if *model != self.meta.model {
             return Err(GalleryError::ModelMismatch { gallery: self.meta.model.clone(), given: model.clone() }.into());
         }
-        let bytes = std::fs::read(path).map_err(|e| crate::Error::Image { path: path.to_path_buf(), source: crate::imageio::ImageError::Io(e) })?;
-        let sha = hex::encode(Sha256::digest(&bytes));
-        let img = crate::imageio::decode(&bytes, &analyzer.config().decode).map_err(|source| crate::Error::Image { path: path.to_path_buf(), source })?;
-        let analysed = analyzer.analyze(path, &img, true)?;
+        if let EnrollTarget::Existing(r) = target {
+            self.identity_record(r)?;
+        }
+        if !(0.0..=1.0).contains(&opts.min_det_score) {
+            return Err(GalleryError::InvalidParameter { name: "min_det_score", message: format!("{} is outside [0, 1]", opts.min_det_score) }.into());
+        }
         let store_crop = opts.store_crop.unwrap_or(self.meta.store_crops);
-        let (face, index) = Self::face_to_enroll(analyzer, &analysed, &sha, opts.faces, store_crop.then_some(&img.image))?;
-        let bbox = face.bbox;
-        let face_id = self.enroll_many(vec![(id, face)])?[0];
-        Ok(EnrolledFace { path: path.to_path_buf(), face_id, identity_id: id, face: index, faces_in_image: analysed.faces.len(), bbox, image_sha256: sha })
+        let mut results: Vec<(PathBuf, Option<crate::Result<EnrolledFace>>)> = Vec::with_capacity(paths.len());
+        let mut faces = Vec::new();
+        let mut pending = Vec::new(); // (index in results, EnrolledFace without id)
+        for path in paths {
+            let prepared = (|| -> crate::Result<(NewFace, EnrolledFace)> {
+                let image_err = |source| crate::Error::Image { path: path.to_path_buf(), source };
+                if path.is_dir() {
+                    return Err(image_err(crate::imageio::ImageError::Io(std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory, not an image file"))));
+                }
+                let bytes = std::fs::read(path).map_err(|e| image_err(crate::imageio::ImageError::Io(e)))?;
+                let sha = hex::encode(Sha256::digest(&bytes));
+                let img = crate::imageio::decode(&bytes, &analyzer.config().decode).map_err(image_err)?;
+                let analysed = analyzer.analyze(path, &img, true)?;
+                let (face, index) = Self::face_to_enroll_gated(analyzer, &analysed, &sha, opts.faces, store_crop.then_some(&img.image), opts.min_det_score)?;
+                let e = EnrolledFace {
+                    path: path.to_path_buf(),
+                    face_id: 0,
+                    identity_id: 0,
+                    face: index,
+                    faces_in_image: analysed.faces.len(),
+                    bbox: face.bbox,
+                    image_sha256: sha,
+                    already_enrolled: false,
+                    warnings: analysed.warnings.clone(),
+                };
+                Ok((face, e))
+            })();
+            match prepared {
+                Ok((face, e)) => {
+                    faces.push(face);
+                    pending.push((results.len(), e));
+                    results.push((path.to_path_buf(), None));
+                }
+                Err(e) => results.push((path.to_path_buf(), Some(Err(e)))),
+            }
+        }
+        let commit = self.enroll_faces(target, faces)?;
+        let identity_id = commit.identity.as_ref().map_or(0, |i| i.id);
+        for ((slot, mut e), outcome) in pending.into_iter().zip(&commit.outcomes) {
+            e.identity_id = identity_id;
+            results[slot].1 = Some(match outcome {
+                FaceOutcome::Added { face_id } => Ok(EnrolledFace { face_id: *face_id, ..e }),
+                FaceOutcome::AlreadyEnrolled { face_id } => Ok(EnrolledFace { face_id: *face_id, already_enrolled: true, ..e }),
+                FaceOutcome::EnrolledElsewhere { face_id, identity_id, identity } => {
+                    Err(GalleryError::DuplicateFace { path: e.path.clone(), face: *face_id, identity_id: *identity_id, identity: identity.clone() }.into())
+                }
+            });
+        }
+        let results = results
+            .into_iter()
+            .map(|(p, r)| {
+                let r = r.unwrap_or_else(|| Err(crate::Error::InvalidParameter { name: "images", message: "no outcome".into() }));
+                (p, r)
+            })
+            .collect();
+        Ok(ImagesEnrollment { identity: commit.identity, created: commit.created, results })
     }
 
     /// Identifies every face of an analysed image (with embeddings). Faces failing the
@@ -1219,9 +1518,10 @@ impl Gallery {
                 (None, Some(e)) => Some(self.identify(e, params)?),
                 _ => None,
             };
-            faces.push(FaceIdentification { face: f.index, bbox: f.detection.bbox, score: f.detection.score, refused, identification });
+            let weak_detection = f.detection.score < ENROLLMENT_MIN_DET_SCORE;
+            faces.push(FaceIdentification { face: f.index, bbox: f.detection.bbox, score: f.detection.score, weak_detection, refused, identification });
         }
-        Ok(ImageIdentification { path: analysed.path.clone(), width: analysed.width, height: analysed.height, faces })
+        Ok(ImageIdentification { path: analysed.path.clone(), width: analysed.width, height: analysed.height, warnings: analysed.warnings.clone(), faces })
     }
 
     /// Identifies every face of the photo at `path` (inference runs before any lock is taken).
@@ -1373,13 +1673,112 @@ pub enum FacePolicy {
     Index(usize),
 }
 
-/// Options of [`Gallery::enroll_image`].
-#[derive(Debug, Clone, Default)]
+/// Options of [`Gallery::enroll_image`] and [`Gallery::enroll_images`].
+#[derive(Debug, Clone)]
 pub struct EnrollImageOptions {
     /// Which face to take. Default [`FacePolicy::Only`].
     pub faces: FacePolicy,
     /// Store the aligned crop; `None` (default) follows the gallery's setting.
     pub store_crop: Option<bool>,
+    /// Minimum detection score of an enrolled face, in [0, 1]. Default
+    /// [`ENROLLMENT_MIN_DET_SCORE`]; it does not apply when the analyzer's quality gate is off
+    /// ([`QualityGate::off`]).
+    pub min_det_score: f32,
+}
+
+impl Default for EnrollImageOptions {
+    fn default() -> Self {
+        EnrollImageOptions { faces: FacePolicy::default(), store_crop: None, min_det_score: ENROLLMENT_MIN_DET_SCORE }
+    }
+}
+
+/// The quality gate of enrollment: `gate` with its minimum detection score raised to
+/// `min_det_score` ([`ENROLLMENT_MIN_DET_SCORE`] by default). A gate that is off
+/// ([`QualityGate::off`], `--no-quality-gate`) stays off.
+pub fn enrollment_gate(gate: &QualityGate, min_det_score: f32) -> QualityGate {
+    if *gate == QualityGate::off() {
+        return *gate;
+    }
+    QualityGate { min_score: gate.min_score.max(min_det_score), ..*gate }
+}
+
+/// Which identity [`Gallery::enroll_faces`] / [`Gallery::enroll_images`] enroll under.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnrollTarget {
+    /// An existing identity; [`GalleryError::UnknownIdentity`] when absent.
+    Existing(IdentityRef),
+    /// The identity with this name; when there is none, it is created with `metadata` (a JSON
+    /// object, or null) in the same transaction as its first face, and only if a face is added.
+    GetOrCreate {
+        /// The name.
+        name: String,
+        /// Metadata of a new identity (ignored when it exists).
+        metadata: serde_json::Value,
+    },
+}
+
+/// What [`Gallery::enroll_faces`] did with one face.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FaceOutcome {
+    /// Added as a new face.
+    Added {
+        /// The new face id.
+        face_id: i64,
+    },
+    /// The same face (same photo content, overlapping box) is already enrolled under this
+    /// identity: nothing was added.
+    AlreadyEnrolled {
+        /// The enrolled face.
+        face_id: i64,
+    },
+    /// The same face is enrolled under another identity: refused.
+    EnrolledElsewhere {
+        /// The enrolled face.
+        face_id: i64,
+        /// Its identity's id.
+        identity_id: i64,
+        /// Its identity's name.
+        identity: String,
+    },
+}
+
+/// The result of [`Gallery::enroll_faces`].
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollCommit {
+    /// The identity, or `None` when it did not exist and nothing was added (it was not created).
+    pub identity: Option<IdentityRecord>,
+    /// True when the identity was created by this call.
+    pub created: bool,
+    /// One outcome per face, in input order.
+    pub outcomes: Vec<FaceOutcome>,
+}
+
+/// The result of [`Gallery::enroll_images`].
+#[derive(Debug)]
+pub struct ImagesEnrollment {
+    /// The identity, or `None` when it did not exist and no photo could be enrolled.
+    pub identity: Option<IdentityRecord>,
+    /// True when the identity was created by this call.
+    pub created: bool,
+    /// Per photo, in input order: the enrolled face, or why the photo was not enrolled.
+    pub results: Vec<(PathBuf, crate::Result<EnrolledFace>)>,
+}
+
+/// Intersection over union of two boxes `[x1, y1, x2, y2]` (0 when either is empty).
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 {
+        inter / union
+    } else if a == b {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 /// A face enrolled from a photo.
@@ -1399,6 +1798,11 @@ pub struct EnrolledFace {
     pub bbox: [f32; 4],
     /// SHA-256 of the photo's bytes.
     pub image_sha256: String,
+    /// True when this face was already enrolled under the identity (nothing was added;
+    /// `face_id` is the existing face).
+    pub already_enrolled: bool,
+    /// Decoding and analysis warnings (e.g. a truncated JPEG whose missing part was filled in).
+    pub warnings: Vec<String>,
 }
 
 /// Identification of one face of a probe photo.
@@ -1410,6 +1814,10 @@ pub struct FaceIdentification {
     pub bbox: [f32; 4],
     /// Detection score.
     pub score: f32,
+    /// True when the detection score is below [`ENROLLMENT_MIN_DET_SCORE`]: the face is still
+    /// searched (probes keep the detector's threshold), but it may not be a human face (a dog's
+    /// face scored 0.643), so treat a match with care.
+    pub weak_detection: bool,
     /// Why the face was not searched (quality gate), if it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
@@ -1427,6 +1835,9 @@ pub struct ImageIdentification {
     pub width: u32,
     /// Oriented height, pixels.
     pub height: u32,
+    /// Decoding and analysis warnings (e.g. a truncated JPEG whose missing part was filled in).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Its faces, largest first.
     pub faces: Vec<FaceIdentification>,
 }

@@ -200,7 +200,11 @@ impl Store {
 
     /// Opens an existing store and checks its schema version.
     pub fn open(path: &Path) -> Result<Self, GalleryError> {
-        let conn = Self::connect(path)?;
+        // A file that is not a database (or is damaged, or unreadable) fails here, as bad input.
+        let conn = Self::connect(path).map_err(|e| match e {
+            GalleryError::Store { path, source } => GalleryError::Unreadable { path, detail: source.to_string() },
+            e => e,
+        })?;
         let s = Store { conn, path: path.to_path_buf() };
         let version: Option<i64> = s
             .conn
@@ -430,4 +434,32 @@ pub(crate) fn identity_exists(tx: &Transaction, path: &Path, id: i64) -> Result<
 pub(crate) fn embedding_of(tx: &Transaction, path: &Path, face: i64) -> Result<Vec<f32>, GalleryError> {
     let b: Vec<u8> = tx.query_row("SELECT embedding FROM faces WHERE id = ?1", params![face], |r| r.get(0)).map_err(tx_err(path))?;
     Ok(blob_to_vec(&b))
+}
+
+/// An enrolled face of a given source photo.
+pub(crate) struct SourceFace {
+    pub face: i64,
+    pub identity: i64,
+    pub name: String,
+    pub bbox: [f32; 4],
+}
+
+/// The faces enrolled from the image with content hash `sha256`. Runs on a connection or inside
+/// a transaction.
+pub(crate) fn faces_from_source(conn: &Connection, path: &Path, sha256: &str) -> Result<Vec<SourceFace>, GalleryError> {
+    let mut stmt = conn
+        .prepare("SELECT f.id, f.identity_id, i.name, f.bbox FROM faces f JOIN identities i ON i.id = f.identity_id WHERE f.image_sha256 = ?1 ORDER BY f.id")
+        .map_err(tx_err(path))?;
+    let rows = stmt.query_map(params![sha256], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(tx_err(path))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (face, identity, name, b): (i64, i64, String, String) = r.map_err(tx_err(path))?;
+        out.push(SourceFace { face, identity, name, bbox: serde_json::from_str(&b).unwrap_or([0.0; 4]) });
+    }
+    Ok(out)
+}
+
+/// The id of the identity named `name`, if any (inside a transaction).
+pub(crate) fn identity_id_by_name(tx: &Transaction, path: &Path, name: &str) -> Result<Option<i64>, GalleryError> {
+    tx.query_row("SELECT id FROM identities WHERE name = ?1", params![name], |r| r.get(0)).optional().map_err(tx_err(path))
 }

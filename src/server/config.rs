@@ -106,8 +106,11 @@ pub struct ServerConfig {
     pub allow_unauthenticated: bool,
     /// Operating point of decisions when the request names none: FAR [1e-3].
     pub default_far: f64,
-    /// Gallery database file [<data>/gallery.sqlite]; `None` = the default.
+    /// Gallery directory [<data>/gallery]; `None` = the default.
     pub gallery: Option<PathBuf>,
+    /// Create an empty gallery when `gallery` holds none [false]. Without it a missing gallery is
+    /// refused, as the CLI commands refuse it (`faceprint gallery init` creates one).
+    pub create_gallery: bool,
     /// Log format: `text` or `json` [text].
     pub log_format: String,
 }
@@ -130,6 +133,7 @@ impl Default for ServerConfig {
             allow_unauthenticated: false,
             default_far: 1e-3,
             gallery: None,
+            create_gallery: false,
             log_format: "text".into(),
         }
     }

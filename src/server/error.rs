@@ -101,6 +101,7 @@ impl From<Error> for ApiError {
                 "no_operating_point",
                 format!("no supported operating point at FAR {far:e} (supported: {available}); pass `threshold` instead"),
             ),
+            Error::Calibration(crate::calibrate::CalibrationError::InvalidRate { .. }) => ApiError::invalid_parameter(e.to_string()),
             Error::InvalidParameter { name, message } => ApiError::invalid_parameter(format!("{name}: {message}")),
             _ => ApiError::internal(&e),
         }

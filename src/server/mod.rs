@@ -466,10 +466,17 @@ fn make_ready(cfg: &ServerConfig, analyzer: Arc<FaceAnalyzer>, metrics: &Arc<Met
     // later as new batch sizes arrive (`embed::padded_batch`).
     rec.warm_up()?;
     let dir = cfg.gallery.clone().unwrap_or_else(|| Gallery::default_dir(analyzer.data_dir()));
-    let gallery = if dir.join(crate::gallery::STORE_FILE).exists() {
-        Gallery::open(&dir, GalleryOptions::default())?
-    } else {
+    let gallery = if cfg.create_gallery && !dir.join(crate::gallery::STORE_FILE).exists() {
         Gallery::create(&dir, rec.model_id(), rec.dim(), GalleryOptions::default())?
+    } else {
+        // A missing gallery is refused, as the CLI commands refuse it.
+        Gallery::open(&dir, GalleryOptions::default()).map_err(|e| match e {
+            crate::gallery::GalleryError::NotAGallery { path, detail } => crate::gallery::GalleryError::NotAGallery {
+                path,
+                detail: format!("{detail}; start the service with --create-gallery (create_gallery = true) to create an empty one"),
+            },
+            e => e,
+        })?
     };
     let calibration = analyzer.calibration().ok();
     let batcher = cfg.batching.then(|| {

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 use faceprint::embed::{Embedding, ModelId};
 use faceprint::gallery::{
-    self, EnrollImageOptions, FacePolicy, Gallery, GalleryError, GalleryOptions, IdentifyParams, IdentityRef, NewFace, Scoring,
+    self, EnrollImageOptions, EnrollTarget, FaceOutcome, FacePolicy, Gallery, GalleryError, GalleryOptions, IdentifyParams, IdentityRef, NewFace,
+    Scoring,
 };
 use faceprint::index::SearchMode;
 use faceprint::pipeline::FaceAnalyzer;
@@ -128,9 +129,18 @@ pub(crate) struct FaceChoice {
     /// Store the aligned crop of each enrolled face [default: the gallery's setting]
     #[arg(long)]
     store_crop: bool,
+    /// Enrollment gate: minimum detection score of an enrolled face, in [0, 1] (probes keep
+    /// --det-thresh). The default refuses a dog's face (0.643) and 0.19 % of LFW's photos
+    /// (README "Gallery and identification"); --no-quality-gate turns it off too
+    #[arg(long, default_value_t = gallery::ENROLLMENT_MIN_DET_SCORE)]
+    min_enroll_score: f32,
 }
 
 impl FaceChoice {
+    fn options(&self) -> EnrollImageOptions {
+        EnrollImageOptions { faces: self.policy(), store_crop: self.store_crop.then_some(true), min_det_score: self.min_enroll_score }
+    }
+
     fn policy(&self) -> FacePolicy {
         match (self.face, self.largest) {
             (Some(i), _) => FacePolicy::Index(i),
@@ -200,7 +210,10 @@ pub(crate) struct IdentifyArgs {
 pub(crate) struct IndexArgs {
     /// Folder of photos: one sub-folder per person (its name is the label), unless --labels
     dir: PathBuf,
-    /// CSV of `file,label` (paths relative to DIR; a first line `file,label` is a header)
+    /// CSV of `file,label`, one photo per row: `file` relative to DIR (rows whose path leaves
+    /// DIR are refused), `label` the identity name (not empty); a first row `file,label` is a
+    /// header; quote a field with a comma ("Smith, Ann"); empty lines and lines starting with #
+    /// are skipped. Bad rows are reported with their line number and the rest is enrolled (exit 3)
     #[arg(long)]
     labels: Option<PathBuf>,
     #[command(flatten)]
@@ -487,43 +500,52 @@ pub(crate) fn enroll_cmd(g: &Global, a: EnrollArgs) -> anyhow::Result<ExitCode> 
         cfg.cache = None;
         let analyzer = load_analyzer(cfg)?;
         check_model(&gal, &analyzer)?;
-        let r = IdentityRef::parse(&a.name);
-        let ident = match gal.find_identity(&r)? {
-            Some(i) => i,
-            None => {
-                let IdentityRef::Name(n) = &r else { return Err(GalleryError::UnknownIdentity { identity: a.name.clone() }.into()) };
-                let meta = match &a.metadata {
+        let target = match IdentityRef::parse(&a.name) {
+            r @ IdentityRef::Id(_) => EnrollTarget::Existing(r),
+            IdentityRef::Name(name) => {
+                let metadata = match &a.metadata {
                     Some(m) => serde_json::from_str(m).map_err(|e| Error::InvalidParameter { name: "metadata", message: format!("not JSON: {e}") })?,
                     None => serde_json::Value::Null,
                 };
-                let i = gal.add_identity(n, meta)?;
-                eprintln!("created identity {} (id {})", i.name, i.id);
-                i
+                EnrollTarget::GetOrCreate { name, metadata }
             }
         };
-        let opts = EnrollImageOptions { faces: a.choice.policy(), store_crop: a.choice.store_crop.then_some(true) };
+        // Every photo is analysed first; the faces are then committed in one transaction, and a
+        // new identity is created only with at least one face.
+        let rep = gal.enroll_images(&analyzer, &target, &a.images, &a.choice.options())?;
+        let name = rep.identity.as_ref().map_or(a.name.clone(), |i| i.name.clone());
+        if let Some(i) = rep.identity.as_ref().filter(|_| rep.created) {
+            eprintln!("created identity {} (id {})", i.name, i.id);
+        }
         let mut failures = Vec::new();
-        for p in &a.images {
-            match gal.enroll_image(&analyzer, &IdentityRef::Id(ident.id), p, &opts) {
+        for (p, r) in &rep.results {
+            match r {
                 Ok(e) => {
+                    for w in &e.warnings {
+                        eprintln!("warning: {}: {w}", p.display());
+                    }
                     if g.json {
-                        out_line(json!({"image": e.path, "identity": ident.name, "identity_id": e.identity_id, "face_id": e.face_id, "face": e.face, "faces_in_image": e.faces_in_image, "bbox": e.bbox.iter().map(|x| round(*x, 2)).collect::<Vec<_>>()}));
+                        let mut v = json!({"image": e.path, "identity": name, "identity_id": e.identity_id, "face_id": e.face_id, "face": e.face, "faces_in_image": e.faces_in_image, "bbox": e.bbox.iter().map(|x| round(*x, 2)).collect::<Vec<_>>(), "already_enrolled": e.already_enrolled});
+                        if !e.warnings.is_empty() {
+                            v["warnings"] = json!(e.warnings);
+                        }
+                        out_line(v);
+                    } else if e.already_enrolled {
+                        println!("{}: face {} is already enrolled as face {} of {}: nothing to do", p.display(), e.face, e.face_id, name);
                     } else {
-                        println!("enrolled {} face {} of {} as face {} of {}", p.display(), e.face, e.faces_in_image, e.face_id, ident.name);
+                        println!("enrolled {} face {} of {} as face {} of {}", p.display(), e.face, e.faces_in_image, e.face_id, name);
                     }
                 }
                 Err(e) => {
-                    if let Error::Gallery(ge) = &e {
-                        if ge.is_usage() {
-                            return Err(e.into());
-                        }
-                    }
                     if g.json {
                         out_line(json!({"image": p, "error": e.to_string()}));
                     }
                     failures.push(e.to_string());
                 }
             }
+        }
+        if rep.identity.is_none() {
+            eprintln!("identity {:?} was not created: none of its photos could be enrolled", a.name);
         }
         gal.save_index().ok();
         report_failures(&failures, a.images.len())
@@ -544,12 +566,7 @@ pub(crate) fn identify_cmd(g: &Global, a: IdentifyArgs) -> anyhow::Result<ExitCo
             ScoringArg::Mean => Scoring::Mean,
         };
         let threshold = match (a.threshold, a.far) {
-            (None, None) => {
-                if !(a.fpir > 0.0 && a.fpir < 1.0) {
-                    return Err(GalleryError::InvalidParameter { name: "fpir", message: format!("{} is outside (0, 1)", a.fpir) }.into());
-                }
-                gal.threshold_for_fpir(&analyzer.calibration()?, a.fpir, scoring)?
-            }
+            (None, None) => gal.threshold_for_fpir(&analyzer.calibration()?, a.fpir, scoring)?,
             (t, far) => threshold_of(&analyzer, far.unwrap_or(1e-3), t)?,
         };
         let params = IdentifyParams {
@@ -619,9 +636,16 @@ pub(crate) fn identify_cmd(g: &Global, a: IdentifyArgs) -> anyhow::Result<ExitCo
 }
 
 fn print_identification(json_out: bool, r: &gallery::ImageIdentification) {
+    for w in &r.warnings {
+        eprintln!("warning: {}: {w}", r.path.display());
+    }
     if json_out {
         if r.faces.is_empty() {
-            out_line(json!({"image": r.path, "faces": 0}));
+            let mut v = json!({"image": r.path, "faces": 0});
+            if !r.warnings.is_empty() {
+                v["warnings"] = json!(r.warnings);
+            }
+            out_line(v);
         }
         for f in &r.faces {
             let mut v = json!({
@@ -629,7 +653,11 @@ fn print_identification(json_out: bool, r: &gallery::ImageIdentification) {
                 "face": f.face,
                 "bbox": f.bbox.iter().map(|x| round(*x, 2)).collect::<Vec<_>>(),
                 "score": round(f.score, 4),
+                "weak_detection": f.weak_detection,
             });
+            if !r.warnings.is_empty() {
+                v["warnings"] = json!(r.warnings);
+            }
             match (&f.refused, &f.identification) {
                 (Some(why), _) => v["refused"] = json!(why),
                 (None, Some(id)) => {
@@ -654,7 +682,8 @@ fn print_identification(json_out: bool, r: &gallery::ImageIdentification) {
     for f in &r.faces {
         let b = f.bbox;
         let bbox = format!("[{:.0},{:.0},{:.0},{:.0}]", b[0], b[1], b[2], b[3]);
-        let head = format!("{} face {} {bbox}", trunc(&r.path.display().to_string(), 40), f.face);
+        let weak = if f.weak_detection { format!(" (weak detection {:.3}: maybe not a face)", f.score) } else { String::new() };
+        let head = format!("{} face {} {bbox}{weak}", trunc(&r.path.display().to_string(), 40), f.face);
         match (&f.refused, &f.identification) {
             (Some(why), _) => println!("{head}: refused: {why}"),
             (None, Some(id)) => {
@@ -669,32 +698,22 @@ fn print_identification(json_out: bool, r: &gallery::ImageIdentification) {
     }
 }
 
-/// Files to enroll with their labels: sub-folder names of `dir`, or the CSV.
-fn labelled_files(dir: &Path, labels: Option<&Path>) -> anyhow::Result<(Vec<(PathBuf, String)>, Vec<String>)> {
+/// Files to enroll with their labels (sub-folder names of `dir`, or the CSV), the problems
+/// found (bad rows of the CSV with their line numbers, files without a label), and the bad rows
+/// as JSON.
+#[allow(clippy::type_complexity)]
+fn labelled_files(dir: &Path, labels: Option<&Path>) -> anyhow::Result<(Vec<(PathBuf, String)>, Vec<String>, Vec<serde_json::Value>)> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    let mut bad_rows = Vec::new();
     match labels {
         Some(csv_path) => {
-            let mut rdr = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .trim(csv::Trim::All)
-                .from_path(csv_path)
-                .map_err(|e| Error::InvalidParameter { name: "labels", message: format!("{}: {e}", csv_path.display()) })?;
-            for (n, rec) in rdr.records().enumerate() {
-                let rec = rec.map_err(|e| Error::InvalidParameter { name: "labels", message: format!("{}: {e}", csv_path.display()) })?;
-                let (Some(file), Some(label)) = (rec.get(0), rec.get(1)) else {
-                    problems.push(format!("{}:{}: expected `file,label`", csv_path.display(), n + 1));
-                    continue;
-                };
-                if n == 0 && file.eq_ignore_ascii_case("file") && label.eq_ignore_ascii_case("label") {
-                    continue;
-                }
-                if file.is_empty() || label.is_empty() || file.starts_with('#') {
-                    continue;
-                }
-                out.push((dir.join(file), label.to_string()));
+            let l = gallery::labels::read_labels_csv(dir, csv_path)?;
+            for b in &l.bad_rows {
+                problems.push(format!("{}:{}: bad row: {}", csv_path.display(), b.line, b.message));
+                bad_rows.push(json!({"line": b.line, "error": b.message}));
             }
+            out.extend(l.files.into_iter().map(|f| (f.path, f.label)));
         }
         None => {
             let (files, walk) = expand_images(&[dir.to_path_buf()]);
@@ -708,18 +727,32 @@ fn labelled_files(dir: &Path, labels: Option<&Path>) -> anyhow::Result<(Vec<(Pat
             }
         }
     }
-    Ok((out, problems))
+    Ok((out, problems, bad_rows))
+}
+
+/// Ends a command with a bad-input error (exit 3) printed as `run` prints errors.
+fn bad_input(g: &Global, msg: String) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {msg}");
+    if g.json {
+        println!("{}", json!({"error": msg, "exit_code": EXIT_BAD_INPUT}));
+    }
+    Ok(ExitCode::from(EXIT_BAD_INPUT))
 }
 
 pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
     run(g, || {
+        if !(0.0..=1.0).contains(&a.choice.min_enroll_score) {
+            anyhow::bail!(Error::InvalidParameter { name: "min-enroll-score", message: format!("{} is outside [0, 1]", a.choice.min_enroll_score) });
+        }
         if !a.dir.is_dir() {
-            anyhow::bail!(Error::InvalidParameter { name: "dir", message: format!("{} is not a folder", a.dir.display()) });
+            let what = if a.dir.exists() { "is not a folder (index takes a folder of photos; use enroll for single photos)" } else { "does not exist" };
+            return bad_input(g, format!("{} {what}", a.dir.display()));
         }
         let gal = open(g, &a.gallery)?;
         let analyzer = load_analyzer(config(g, &a.model, true))?;
         check_model(&gal, &analyzer)?;
-        let (files, mut failures) = labelled_files(&a.dir, a.labels.as_deref())?;
+        let (files, mut failures, bad_rows) = labelled_files(&a.dir, a.labels.as_deref())?;
+        let mut warnings: Vec<String> = Vec::new();
         let store_crop = a.choice.store_crop || gal.stores_crops();
         let policy = a.choice.policy();
         // Skip files already enrolled under their label (same content hash): the command can be
@@ -757,30 +790,27 @@ pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
             if fatal.is_some() {
                 return;
             }
-            let r = (|| -> anyhow::Result<i64> {
+            let r = (|| -> anyhow::Result<FaceOutcome> {
                 let img = res?;
+                warnings.extend(img.warnings.iter().map(|w| format!("{}: {w}", path.display())));
                 let decoded = if store_crop { Some(analyzer.decode_file(path)?) } else { None };
-                let (face, _) = Gallery::face_to_enroll(&analyzer, &img, sha, policy, decoded.as_ref().map(|d| &d.image))?;
-                let id = match ids.get(label) {
-                    Some(id) => *id,
-                    None => {
-                        // Get or create: another process (a second `index` run) may have created
-                        // the identity since this run listed the gallery.
-                        let rec = match gal.add_identity(label, serde_json::Value::Null) {
-                            Err(GalleryError::DuplicateName { .. }) => gal
-                                .find_identity(&IdentityRef::Name(label.clone()))?
-                                .ok_or_else(|| anyhow::anyhow!("identity {label:?} exists but cannot be read"))?,
-                            other => other?,
-                        };
-                        ids.insert(rec.name.clone(), rec.id);
-                        ids.insert(label.clone(), rec.id);
-                        rec.id
-                    }
-                };
-                Ok(gal.enroll_many(vec![(id, face)])?[0])
+                let (face, _) = Gallery::face_to_enroll_gated(&analyzer, &img, sha, policy, decoded.as_ref().map(|d| &d.image), a.choice.min_enroll_score)?;
+                // Get or create in the face's own transaction: the identity exists only with a
+                // face, even when another process (a second `index` run) created it meanwhile.
+                let commit = gal.enroll_faces(&EnrollTarget::GetOrCreate { name: label.clone(), metadata: serde_json::Value::Null }, vec![face])?;
+                if let Some(rec) = &commit.identity {
+                    ids.insert(rec.name.clone(), rec.id);
+                    ids.insert(label.clone(), rec.id);
+                }
+                commit.outcomes.into_iter().next().ok_or_else(|| anyhow::anyhow!("no enrollment outcome"))
             })();
             match r {
-                Ok(_) => enrolled += 1,
+                Ok(FaceOutcome::Added { .. }) => enrolled += 1,
+                Ok(FaceOutcome::AlreadyEnrolled { .. }) => skipped += 1,
+                Ok(FaceOutcome::EnrolledElsewhere { face_id, identity_id, identity }) => {
+                    let e = GalleryError::DuplicateFace { path: path.to_path_buf(), face: face_id, identity_id, identity };
+                    failures.push(format!("{e} (label {label})"));
+                }
                 Err(e) => match gallery_exit_code(&e) {
                     Some(c) if c != EXIT_BAD_INPUT => fatal = Some(e),
                     _ => failures.push(format!("{} ({label}): {}", path.display(), error_text(&e))),
@@ -796,8 +826,13 @@ pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
             eprintln!("warning: {e}; results were not cached");
         }
         gal.save_index().ok();
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
         let summary = json!({
             "gallery": gal.dir(),
+            "bad_rows": bad_rows,
+            "warnings": warnings,
             "files": files.len(),
             "enrolled": enrolled,
             "skipped_unchanged": skipped,
@@ -815,7 +850,7 @@ pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
                 gal.len()
             );
         }
-        report_failures(&failures, files.len())
+        report_failures(&failures, files.len() + bad_rows.len())
     })
 }
 
@@ -827,6 +862,10 @@ pub(crate) fn eval_identification(g: &Global, a: EvalIdentificationArgs) -> anyh
         }
         let model = analyzer.model_id()?.clone();
         let mut images: Vec<(String, PathBuf)> = Vec::new();
+        if !a.root.is_dir() {
+            let what = if a.root.exists() { "is not a folder (one sub-folder of photos per identity)" } else { "does not exist" };
+            return bad_input(g, format!("{} {what}", a.root.display()));
+        }
         let entries = std::fs::read_dir(&a.root).with_context(|| format!("cannot read {}", a.root.display()))?;
         let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
         dirs.sort();

@@ -64,9 +64,12 @@ pub(crate) struct ServeArgs {
     /// Operating point when a request names none, FAR [default: 1e-3]
     #[arg(long, env = "FACEPRINT_DEFAULT_FAR")]
     default_far: Option<f64>,
-    /// Gallery directory [default: <data>/gallery]
+    /// Gallery directory [default: <data>/gallery]; it must exist (`faceprint gallery init`) unless --create-gallery
     #[arg(long, env = "FACEPRINT_GALLERY")]
     gallery: Option<PathBuf>,
+    /// Create an empty gallery for the recogniser's model when the gallery directory holds none
+    #[arg(long)]
+    create_gallery: bool,
     /// Log format: text or json [default: text]
     #[arg(long, env = "FACEPRINT_LOG_FORMAT")]
     log_format: Option<String>,
@@ -104,6 +107,9 @@ fn settings(a: &ServeArgs) -> anyhow::Result<ServerConfig> {
          batch_wait_us => batch_wait_us, max_batch => max_batch, default_far => default_far, log_format => log_format);
     if a.gallery.is_some() {
         c.gallery = a.gallery.clone();
+    }
+    if a.create_gallery {
+        c.create_gallery = true;
     }
     if !a.api_keys.is_empty() {
         c.api_keys = a.api_keys.clone();
@@ -167,6 +173,8 @@ pub(crate) fn run(g: &Global, a: &ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("faceprint serving on http://{} (SIGTERM or Ctrl-C stops it gracefully)", handle.addr());
     match handle.wait() {
         Ok(()) => Ok(ExitCode::SUCCESS),
+        // A missing or wrong gallery is misuse (exit 2), as in the gallery commands.
+        Err(ServerError::Load(Error::Gallery(ge))) if ge.is_usage() => Err(Error::InvalidParameter { name: "gallery", message: ge.to_string() }.into()),
         Err(ServerError::Load(e)) => Err(e.into()),
         Err(e) => Err(e.into()),
     }
