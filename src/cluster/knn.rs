@@ -5,12 +5,11 @@
 //! - **exact** (below [`EXACT_BELOW`] faces): every pair is scored by a blocked matrix product
 //!   (`ndarray`'s `general_mat_mul`, i.e. the `matrixmultiply` kernels), rows split over
 //!   threads; `n² · d` multiply-adds (n faces, d = 512);
-//! - **inverted lists** (IVF, Jégou et al. 2011, as in FAISS `IndexIVFFlat`): spherical k-means
-//!   splits the faces into `√n` lists; each face is compared exactly with the members of its
-//!   [`IVF_PROBES`] nearest lists. `n² · d · probes / √n` multiply-adds: for 100,000 faces about
-//!   40× less than exact. Faces of one person sit close together, so their neighbours are in the
-//!   same or adjacent lists; a missed neighbour can only cost recall (a merge not proposed), never
-//!   precision. The benchmark (BENCHMARKS.md "Clustering") reports both.
+//! - **approximate** (from [`EXACT_BELOW`] faces on): the project's nearest-neighbour index,
+//!   [`crate::index::VectorIndex`] (HNSW from the `usearch` library), built over the faces and
+//!   searched for each face's k nearest ([`neighbours_index`]), with the graph-building parameters
+//!   of [`graph_index_params`]. A missed neighbour can only cost recall (a merge not proposed),
+//!   never precision. The benchmark (BENCHMARKS.md "Clustering") reports both paths.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -33,27 +32,54 @@ pub struct Edge {
 }
 
 /// Below this many faces the graph is exact. The exact path's time grows with n²: on the 2-core
-/// machine about 3 s at 10,000 faces and 21 s at 20,000, where the inverted lists take 1.8 s
-/// (BENCHMARKS.md "Clustering"); LFW's 7,701 photos stay on the exact path.
+/// machine about 3 s at 10,000 faces and 21 s at 20,000, where the HNSW index takes about as long
+/// at 10,000 and grows with n·log n (BENCHMARKS.md "Clustering"); LFW's 7,701 photos stay on the
+/// exact path.
 pub const EXACT_BELOW: usize = 10_000;
 
-/// Lists probed per face on the inverted-list path: 12 of √n lists. On the synthetic benchmark
-/// at 20,000 faces this costs 0.07 points of pairwise recall against the exact graph and no
-/// precision (BENCHMARKS.md "Clustering").
-pub const IVF_PROBES: usize = 12;
+/// HNSW links per node (M) for the graph build: the index default, 16. At 20,000 synthetic faces
+/// M = 8 or 12 lost 3–10 points of edge recall for little time (BENCHMARKS.md "Clustering").
+pub const GRAPH_CONNECTIVITY: usize = 16;
+
+/// HNSW ef_construction for the graph build: 48. The graph's edge recall depends mostly on it:
+/// at 20,000 synthetic faces 0.85 at 24, 0.994 at 48, 0.9995 at 96, with the build time
+/// 2.3 s, 6.8 s and 11.0 s (BENCHMARKS.md "Clustering"). The index default (128) is chosen for
+/// 1:N searches and costs more than the clustering target allows at 100,000 faces.
+pub const GRAPH_EF_CONSTRUCTION: usize = 48;
+
+/// HNSW ef_search for the graph: 32 (usearch raises it to the k + 1 candidates asked for, so the
+/// effective value is 33 at the default 32 neighbours). Raising it to 64 gained 0.002 of edge
+/// recall for 75 % more search time at 20,000 faces (BENCHMARKS.md "Clustering").
+pub const GRAPH_EF_SEARCH: usize = 32;
+
+/// The index parameters for the neighbour graph: [`GRAPH_CONNECTIVITY`],
+/// [`GRAPH_EF_CONSTRUCTION`], [`GRAPH_EF_SEARCH`], f32 storage (the graph's similarities are
+/// exact; 512-d × 4 B × 100,000 faces = 205 MB).
+pub fn graph_index_params() -> crate::index::IndexParams {
+    crate::index::IndexParams {
+        connectivity: GRAPH_CONNECTIVITY,
+        ef_construction: GRAPH_EF_CONSTRUCTION,
+        ef_search: GRAPH_EF_SEARCH,
+        storage: crate::index::VectorStorage::F32,
+        ..Default::default()
+    }
+}
 
 /// For each of the `n = vectors.len() / dim` unit vectors (row-major `[n, dim]`), its at most `k`
 /// most similar other vectors with similarity ≥ `floor`, best first (ties by index). Exact below
-/// [`EXACT_BELOW`] vectors, inverted lists above (see the module docs). Runs on `threads`
-/// threads (≥ 1).
+/// `exact_below` vectors on `threads` threads (≥ 1); from there on, approximate through the HNSW
+/// index with `index` parameters ([`neighbours_index`], on every core).
 ///
 /// The caller checks shapes: `vectors.len()` must be a multiple of `dim` and `dim > 0`.
-pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize) -> Vec<Vec<Edge>> {
+///
+/// # Errors
+/// [`crate::index::IndexError`] from the index (approximate path only).
+pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, exact_below: usize, index: &crate::index::IndexParams) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
-    if n >= EXACT_BELOW {
-        neighbours_ivf(vectors, dim, k, floor, threads, IVF_PROBES)
+    if n >= exact_below {
+        neighbours_index(vectors, dim, k, floor, index)
     } else {
-        neighbours_exact(vectors, dim, k, floor, threads)
+        Ok(neighbours_exact(vectors, dim, k, floor, threads))
     }
 }
 
@@ -120,172 +146,32 @@ pub fn neighbours_exact(vectors: &[f32], dim: usize, k: usize, floor: f32, threa
 }
 
 /// The approximate graph from the project's nearest-neighbour index ([`crate::index::VectorIndex`],
-/// HNSW with default parameters): the `k` nearest of each vector, kept when ≥ `floor`. Not used
-/// by [`neighbours`]: on the 2-core machine it took 65.7 s for 20,000 faces where the inverted
-/// lists took 2.6 s (`cargo bench --bench cluster -- --graphs 20000`, BENCHMARKS.md).
+/// HNSW): the vectors are inserted one by one (serially, see `VectorIndex::add_batch`), then
+/// every vector is searched for its `k` nearest on every core ([`VectorIndex::knn_graph`](crate::index::VectorIndex::knn_graph));
+/// neighbours below `floor` are dropped. `params` are the index's (connectivity, ef_construction,
+/// ef_search, storage); its `exact_below` is ignored (always approximate).
 ///
-/// Errors: [`crate::index::IndexError`] from the index.
-pub fn neighbours_hnsw(vectors: &[f32], dim: usize, k: usize, floor: f32) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
-    use crate::index::{IndexParams, SearchMode, VectorIndex};
+/// # Errors
+/// [`crate::index::IndexError`] from the index (invalid parameters, out of memory).
+pub fn neighbours_index(vectors: &[f32], dim: usize, k: usize, floor: f32, params: &crate::index::IndexParams) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
+    use crate::index::{SearchMode, VectorIndex};
     let n = vectors.len().checked_div(dim).unwrap_or(0);
-    let mut index = VectorIndex::new(dim.max(1), IndexParams::default())?;
+    if n == 0 || k == 0 {
+        return Ok(vec![Vec::new(); n]);
+    }
+    let mut index = VectorIndex::new(dim, params.clone())?;
+    index.reserve(n)?;
     let keys: Vec<u64> = (0..n as u64).collect();
     index.add_batch(&keys, &vectors[..n * dim])?;
     let rows = index.knn_graph(k, SearchMode::Approximate)?;
     let mut out = vec![Vec::new(); n];
-    for (i, row) in rows.into_iter().enumerate() {
-        let me = index.keys()[i] as usize;
+    for (row, &key) in rows.into_iter().zip(index.keys()) {
+        let me = key as usize;
         let mut f: Vec<Edge> = row.into_iter().filter(|nb| nb.similarity >= floor && nb.key as usize != me).map(|nb| Edge { to: nb.key as u32, similarity: nb.similarity }).collect();
         keep_best(&mut f, k);
         out[me] = f;
     }
     Ok(out)
-}
-
-/// `a · bᵀ` for row-major `a` `[m, d]` and `b` `[p, d]`, into `out` `[m, p]`.
-fn product(a: &[f32], b: &[f32], d: usize, out: &mut Vec<f32>) {
-    let (m, p) = (a.len() / d, b.len() / d);
-    out.clear();
-    out.resize(m * p, 0.0);
-    let (Ok(av), Ok(bv)) = (ArrayView2::from_shape((m, d), a), ArrayView2::from_shape((p, d), b)) else { return };
-    let Ok(mut ov) = ndarray::ArrayViewMut2::from_shape((m, p), &mut out[..]) else { return };
-    general_mat_mul(1.0, &av, &bv.t(), 0.0, &mut ov);
-}
-
-/// Indices of the `t` largest values of `row`, best first.
-fn top(row: &[f32], t: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..row.len()).collect();
-    let cmp = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
-    let t = t.min(idx.len());
-    if t == 0 {
-        return Vec::new();
-    }
-    if t < idx.len() {
-        idx.select_nth_unstable_by(t - 1, cmp);
-        idx.truncate(t);
-    }
-    idx.sort_by(cmp);
-    idx
-}
-
-/// The inverted-list path of [`neighbours`] with `probes` lists per query, whatever the size.
-pub fn neighbours_ivf(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, probes: usize) -> Vec<Vec<Edge>> {
-    let n = vectors.len().checked_div(dim).unwrap_or(0);
-    if n == 0 || k == 0 {
-        return vec![Vec::new(); n];
-    }
-    let lists = ((n as f64).sqrt().round() as usize).clamp(1, n);
-    let probes = probes.clamp(1, lists);
-    let row = |i: usize| &vectors[i * dim..(i + 1) * dim];
-    // Spherical k-means on an evenly spaced sample (deterministic), 8 iterations.
-    let sample: Vec<usize> = {
-        let m = (lists * 40).min(n);
-        (0..m).map(|j| j * n / m).collect()
-    };
-    let mut centres: Vec<f32> = sample.iter().step_by((sample.len() / lists).max(1)).take(lists).flat_map(|&i| row(i).to_vec()).collect();
-    let lists = centres.len() / dim;
-    let sample_data: Vec<f32> = sample.iter().flat_map(|&i| row(i).to_vec()).collect();
-    let mut scores = Vec::new();
-    for _ in 0..8 {
-        product(&sample_data, &centres, dim, &mut scores);
-        let mut sums = vec![0f32; lists * dim];
-        for (s, sc) in scores.chunks_exact(lists).enumerate() {
-            let best = top(sc, 1)[0];
-            sums[best * dim..(best + 1) * dim].iter_mut().zip(&sample_data[s * dim..(s + 1) * dim]).for_each(|(a, x)| *a += x);
-        }
-        for (c, sum) in sums.chunks_exact(dim).enumerate() {
-            let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                centres[c * dim..(c + 1) * dim].iter_mut().zip(sum).for_each(|(a, x)| *a = x / norm);
-            }
-        }
-    }
-    // Each vector's nearest list (its home) and its `probes` nearest lists, in chunks over threads.
-    let mut home = vec![0u32; n];
-    let mut probed: Vec<Vec<u32>> = vec![Vec::new(); lists];
-    {
-        let chunk = 4096;
-        let parts: Mutex<Vec<(usize, Vec<Vec<usize>>)>> = Mutex::new(Vec::new());
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..threads.max(1) {
-                s.spawn(|| {
-                    let mut sc = Vec::new();
-                    loop {
-                        let c = next.fetch_add(1, Ordering::Relaxed);
-                        let r0 = c * chunk;
-                        if r0 >= n {
-                            break;
-                        }
-                        let r1 = (r0 + chunk).min(n);
-                        product(&vectors[r0 * dim..r1 * dim], &centres, dim, &mut sc);
-                        let tops: Vec<Vec<usize>> = sc.chunks_exact(lists).map(|r| top(r, probes)).collect();
-                        parts.lock().unwrap_or_else(|e| e.into_inner()).push((r0, tops));
-                    }
-                });
-            }
-        });
-        let mut parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
-        parts.sort_by_key(|p| p.0);
-        for (r0, tops) in parts {
-            for (i, t) in tops.into_iter().enumerate() {
-                home[r0 + i] = t[0] as u32;
-                for l in t {
-                    probed[l].push((r0 + i) as u32);
-                }
-            }
-        }
-    }
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); lists];
-    for (i, &h) in home.iter().enumerate() {
-        members[h as usize].push(i as u32);
-    }
-    // Per list: its probing queries × its members, exactly.
-    let next = AtomicUsize::new(0);
-    let found: Mutex<Vec<Vec<(u32, Edge)>>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                let (mut q, mut m, mut sc, mut local) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                loop {
-                    let l = next.fetch_add(1, Ordering::Relaxed);
-                    if l >= lists {
-                        break;
-                    }
-                    if members[l].is_empty() || probed[l].is_empty() {
-                        continue;
-                    }
-                    m.clear();
-                    members[l].iter().for_each(|&i| m.extend_from_slice(row(i as usize)));
-                    for qs in probed[l].chunks(ROW_BLOCK) {
-                        q.clear();
-                        qs.iter().for_each(|&i| q.extend_from_slice(row(i as usize)));
-                        product(&q, &m, dim, &mut sc);
-                        for (qi, r) in sc.chunks_exact(members[l].len()).enumerate() {
-                            let me = qs[qi];
-                            for (mi, &sim) in r.iter().enumerate() {
-                                let other = members[l][mi];
-                                if sim >= floor && other != me {
-                                    local.push((me, Edge { to: other, similarity: sim }));
-                                }
-                            }
-                        }
-                    }
-                }
-                found.lock().unwrap_or_else(|e| e.into_inner()).push(local);
-            });
-        }
-    });
-    let mut out: Vec<Vec<Edge>> = vec![Vec::new(); n];
-    for part in found.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        for (me, e) in part {
-            out[me as usize].push(e);
-        }
-    }
-    for f in &mut out {
-        keep_best(f, k);
-    }
-    out
 }
 
 /// Sorts best first (ties by index) and truncates to `k`.
@@ -317,9 +203,17 @@ mod tests {
             row.iter_mut().for_each(|x| *x /= norm);
         }
         let g = neighbours_exact(&v, d, 5, 0.2, 2);
-        // Inverted lists probing every list are exact too.
-        let lists = (n as f64).sqrt().round() as usize;
-        assert_eq!(neighbours_ivf(&v, d, 5, 0.2, 2, lists), g);
+        // The index path with a search as wide as the data is exact too (600 vectors, ef 600).
+        let wide = crate::index::IndexParams { ef_construction: 600, ef_search: 600, ..graph_index_params() };
+        let h = neighbours_index(&v, d, 5, 0.2, &wide).unwrap();
+        for (i, (a, b)) in g.iter().zip(&h).enumerate() {
+            let ids = |r: &Vec<Edge>| r.iter().map(|e| e.to).collect::<Vec<_>>();
+            assert_eq!(ids(a), ids(b), "row {i}");
+            for (x, y) in a.iter().zip(b) {
+                assert!((x.similarity - y.similarity).abs() < 1e-5, "row {i}: {x:?} vs {y:?}");
+            }
+        }
+        assert_eq!(neighbours(&v, d, 5, 0.2, 2, 100, &wide).unwrap().len(), n);
         for i in [0usize, 255, 256, 599] {
             let mut all: Vec<Edge> = (0..n)
                 .filter(|&j| j != i)
