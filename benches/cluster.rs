@@ -6,13 +6,15 @@
 //! `cargo bench --bench cluster` (sizes 10,000 and 100,000), or
 //! `cargo bench --bench cluster -- 20000` for other sizes; `-- --exact 20000` forces the exact
 //! neighbour graph at any size (to measure what the approximate graph costs in recall); `-- --big 2000`
-//! puts a tenth of the faces into identities of 2,000 faces each; `-- --m 16 --efc 48 --efs 32`
-//! overrides the HNSW graph parameters. `-- --graphs --m 8,16 --efc 24,48 --efs 33,64 20000`
-//! builds the neighbour graph alone through the index for each combination and reports build and
-//! search times and the recall of the exact graph's edges.
+//! puts a tenth of the faces into identities of 2,000 faces each; `-- --hnsw` builds the
+//! approximate graph with the HNSW index instead of the inverted lists (`--m 16 --efc 96 --efs 32`
+//! override its parameters). `-- --graphs --m 8,16 --efc 24,48 --efs 33,64 20000` builds the
+//! neighbour graph alone, with the inverted lists and through the index for each combination, and
+//! reports wall and CPU times and the recall of the exact graph's edges.
 
 use std::time::Instant;
 
+use faceprint::cluster::knn::ApproximateGraph;
 use faceprint::cluster::{cluster, evaluate, ClusterParams, FaceInput};
 
 struct Rng(u64);
@@ -74,17 +76,27 @@ fn main() {
     let big = args.iter().position(|a| a == "--big").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0usize);
     let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
     let mut params = ClusterParams { exact_below: if exact { usize::MAX } else { ClusterParams::default().exact_below }, ..Default::default() };
-    // `--m`, `--efc`, `--efs` (first value) override the graph index's parameters.
+    // `--hnsw`: the approximate graph from the HNSW index; `--m`, `--efc`, `--efs` (first value)
+    // override its parameters.
+    let mut index = faceprint::cluster::knn::graph_index_params();
     if let Some(&m) = list(&args, "--m", &[]).first() {
-        params.graph_index.connectivity = m;
+        index.connectivity = m;
     }
     if let Some(&e) = list(&args, "--efc", &[]).first() {
-        params.graph_index.ef_construction = e;
+        index.ef_construction = e;
     }
     if let Some(&e) = list(&args, "--efs", &[]).first() {
-        params.graph_index.ef_search = e;
+        index.ef_search = e;
     }
-    println!("neighbour graph: {}", if exact { "exact at every size".to_string() } else { format!("exact below {} faces, HNSW index above (M {}, ef_construction {}, ef_search {})", params.exact_below, params.graph_index.connectivity, params.graph_index.ef_construction, params.graph_index.ef_search) });
+    if args.iter().any(|a| a == "--hnsw") {
+        params.approximate = ApproximateGraph::Index(index);
+    }
+    let graph = match &params.approximate {
+        _ if exact => "exact at every size".to_string(),
+        ApproximateGraph::InvertedLists { probes } => format!("exact below {} faces, inverted lists above ({probes} probes)", params.exact_below),
+        ApproximateGraph::Index(p) => format!("exact below {} faces, HNSW index above (M {}, ef_construction {}, ef_search {})", params.exact_below, p.connectivity, p.ef_construction, p.ef_search),
+    };
+    println!("neighbour graph: {graph}");
     println!("clustering synthetic faces (512-d, default parameters: threshold {}, {} neighbours, min {} faces)", params.threshold, params.neighbours, params.min_faces);
     println!("{:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10} {:>6}", "faces", "seconds", "CPU s", "clusters", "pair P", "pair R", "unassigned", "load");
     if args.iter().any(|a| a == "--graphs") {
@@ -145,6 +157,12 @@ fn graphs(args: &[String], sizes: &[usize], big: usize, k: usize, floor: f32) {
             })
             .collect();
         let wanted: usize = truth.iter().map(Vec::len).sum();
+        let recall = |row_of: &dyn Fn(usize) -> Vec<u64>| -> usize { sample.iter().enumerate().map(|(s, &i)| { let row = row_of(i); truth[s].iter().filter(|&&j| row.contains(&(j as u64))).count() }).sum() };
+        let (t, c0) = (Instant::now(), cpu_seconds());
+        let g = faceprint::cluster::knn::neighbours_ivf(&vecs, 512, k, floor, 2, faceprint::cluster::knn::IVF_PROBES);
+        let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let found = recall(&|i| g[i].iter().map(|e| e.to as u64).collect());
+        println!("graph {n} faces, inverted lists ({} probes): {secs:.2} s ({cpu:.1} CPU s); edge recall {:.4} ({found}/{wanted}); load {}", faceprint::cluster::knn::IVF_PROBES, found as f64 / wanted.max(1) as f64, load());
         for m in list(args, "--m", &[16]) {
             for efc in list(args, "--efc", &[128]) {
                 let params = IndexParams { connectivity: m, ef_construction: efc, storage, ..Default::default() };
@@ -159,13 +177,8 @@ fn graphs(args: &[String], sizes: &[usize], big: usize, k: usize, floor: f32) {
                     let (t, c0) = (Instant::now(), cpu_seconds());
                     let rows = index.knn_graph(k, SearchMode::Approximate).expect("graph");
                     let (search, search_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
-                    let mut found = 0usize;
-                    for (s, &i) in sample.iter().enumerate() {
-                        let row = index.keys().iter().position(|&key| key == i as u64).map(|r| &rows[r]);
-                        if let Some(row) = row {
-                            found += truth[s].iter().filter(|&&j| row.iter().any(|nb| nb.key == j as u64)).count();
-                        }
-                    }
+                    let row_of: std::collections::HashMap<u64, usize> = index.keys().iter().enumerate().map(|(r, &key)| (key, r)).collect();
+                    let found = recall(&|i| row_of.get(&(i as u64)).map(|&r| rows[r].iter().map(|nb| nb.key).collect()).unwrap_or_default());
                     println!(
                         "graph {n} faces, {storage:?}, M {m}, ef_construction {efc}, ef_search {efs}: build {build:.2} s ({build_cpu:.1} CPU s), search {search:.2} s ({search_cpu:.1} CPU s), total {:.2} s; edge recall {:.4} ({found}/{wanted}); load {}",
                         build + search,

@@ -111,12 +111,13 @@ pub struct ClusterParams {
     /// Threads for the exact neighbour graph; 0 = all cores. Default 0. (The index path always
     /// searches on every core.)
     pub threads: usize,
-    /// The neighbour graph is exact below this many faces and comes from the HNSW index from
-    /// there on ([`knn`]). Default [`knn::EXACT_BELOW`].
+    /// The neighbour graph is exact below this many faces and approximate from there on
+    /// ([`knn`]). Default [`knn::EXACT_BELOW`].
     pub exact_below: usize,
-    /// Parameters of the HNSW index that builds the neighbour graph from `exact_below` faces on
-    /// (its own `exact_below` is not used). Default [`knn::graph_index_params`].
-    pub graph_index: crate::index::IndexParams,
+    /// How the approximate graph is built: inverted lists (the default,
+    /// `InvertedLists { probes: 12 }`) or the project's HNSW index
+    /// (`Index(knn::graph_index_params())`); [`knn`] explains the choice.
+    pub approximate: knn::ApproximateGraph,
 }
 
 /// Default merge threshold (mean cross-pair cosine similarity). The calibrated pairwise
@@ -151,7 +152,7 @@ impl Default for ClusterParams {
             quality_gate: QualityGate::default(),
             threads: 0,
             exact_below: knn::EXACT_BELOW,
-            graph_index: knn::graph_index_params(),
+            approximate: knn::ApproximateGraph::default(),
         }
     }
 }
@@ -171,6 +172,9 @@ impl ClusterParams {
         }
         if self.min_faces == 0 {
             return bad("min_faces", "must be ≥ 1".into());
+        }
+        if self.approximate == (knn::ApproximateGraph::InvertedLists { probes: 0 }) {
+            return bad("approximate", "inverted lists need probes ≥ 1".into());
         }
         self.quality_gate.validate().map_err(|e| ClusterError::InvalidParameter { name: "quality_gate", message: e.to_string() })
     }
@@ -234,8 +238,9 @@ impl Clustering {
 /// # Errors
 /// [`ClusterError::InvalidParameter`] for parameters out of range;
 /// [`ClusterError::BadEmbedding`] for a vector of another length than the first, or with
-/// non-finite components; [`ClusterError::Index`] when the HNSW index fails (from
-/// `exact_below` faces on: invalid `graph_index` parameters, out of memory).
+/// non-finite components; [`ClusterError::Index`] when the HNSW index fails (with
+/// [`knn::ApproximateGraph::Index`], from `exact_below` faces on: invalid index parameters, out
+/// of memory).
 pub fn cluster(faces: &[FaceInput<'_>], params: &ClusterParams) -> Result<Clustering, ClusterError> {
     params.validate()?;
     let dim = faces.first().map_or(0, |f| f.vector.len());
@@ -261,7 +266,7 @@ pub fn cluster(faces: &[FaceInput<'_>], params: &ClusterParams) -> Result<Cluste
         flat.extend_from_slice(faces[i].vector);
     }
     let threads = if params.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { params.threads };
-    let graph = knn::neighbours(&flat, dim, params.neighbours, params.threshold, threads, params.exact_below, &params.graph_index)?;
+    let graph = knn::neighbours(&flat, dim, params.neighbours, params.threshold, threads, params.exact_below, &params.approximate)?;
     let items: Vec<agglomerative::Item<'_>> = kept
         .iter()
         .map(|&i| agglomerative::Item { vector: faces[i].vector, photo: faces[i].photo, seed: faces[i].person, not_persons: &faces[i].not_persons })
