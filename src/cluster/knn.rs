@@ -20,10 +20,10 @@
 //! The project's rule is that ANN structures come from a well-kept library, so the HNSW index was
 //! measured as the replacement (BENCHMARKS.md "Clustering"). On 100,000 synthetic faces it needs
 //! ef_construction 96 to match the inverted lists' recall (pairwise recall 0.9952 against
-//! 0.9953; at 48 it drops to 0.963), and then takes 188 CPU seconds, most of them in the index
-//! build, which is serial (concurrent usearch inserts lose recall, see
-//! `VectorIndex::add_batch`): about 2.5 minutes on 2 idle cores, over the 2-minute target, where
-//! the inverted lists take well under a minute. The switch is one line
+//! 0.9953; at 48 it drops to 0.963), and then takes 188 CPU seconds against the inverted lists'
+//! 9, most of them in the index build, which is serial (concurrent usearch inserts lose recall,
+//! see `VectorIndex::add_batch`): an estimated 2.5 minutes on 2 idle cores, over the 2-minute
+//! target. The switch is one line
 //! ([`ClusterParams::approximate`](super::ClusterParams::approximate)), for when the index can
 //! insert in parallel.
 

@@ -24,7 +24,8 @@
 //! unassigned. Faces failing the quality gate are not clustered at all and are reported.
 //!
 //! [`store`] keeps a collection (faces, people, labels) in one SQLite file so runs are
-//! incremental; [`metrics`] scores a clustering against true identities.
+//! incremental; [`metrics`] scores a clustering against true identities; [`gallery`] clusters
+//! the faces enrolled in a gallery and reports split and mislabelled enrollments.
 
 mod agglomerative;
 pub mod gallery;
