@@ -5,11 +5,16 @@
 //!
 //! `cargo bench --bench cluster` (sizes 10,000 and 100,000), or
 //! `cargo bench --bench cluster -- 20000` for other sizes; `-- --exact 20000` forces the exact
-//! neighbour graph at any size (to measure what the inverted lists cost in recall); `-- --big 2000`
-//! puts a tenth of the faces into identities of 2,000 faces each.
+//! neighbour graph at any size (to measure what the approximate graph costs in recall); `-- --big 2000`
+//! puts a tenth of the faces into identities of 2,000 faces each; `-- --hnsw` builds the
+//! approximate graph with the HNSW index instead of the inverted lists (`--m 16 --efc 96 --efs 32`
+//! override its parameters). `-- --graphs --m 8,16 --efc 24,48 --efs 33,64 20000` builds the
+//! neighbour graph alone, with the inverted lists and through the index for each combination, and
+//! reports wall and CPU times and the recall of the exact graph's edges.
 
 use std::time::Instant;
 
+use faceprint::cluster::knn::ApproximateGraph;
 use faceprint::cluster::{cluster, evaluate, ClusterParams, FaceInput};
 
 struct Rng(u64);
@@ -62,38 +67,47 @@ fn synthetic(n: usize, seed: u64, big: usize) -> (Vec<f32>, Vec<usize>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
+    // Sizes: the bare numbers, not the values of `--big`, `--m`, `--efc`, `--efs`.
+    let takes_value = ["--big", "--m", "--efc", "--efs"];
+    let sizes: Vec<usize> = args.iter().enumerate().filter(|(i, _)| *i == 0 || !takes_value.contains(&args[i - 1].as_str())).filter_map(|(_, a)| a.parse().ok()).collect();
     let exact = args.iter().any(|a| a == "--exact");
     // `--big N`: a tenth of the faces in identities of N faces each (a family member in every
     // photo), to check that large groups do not slow the merging down.
     let big = args.iter().position(|a| a == "--big").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0usize);
-    let sizes: Vec<usize> = sizes.into_iter().filter(|&s| s != big).collect();
     let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
-    let params = ClusterParams { exact_below: if exact { usize::MAX } else { ClusterParams::default().exact_below }, ..Default::default() };
-    println!("neighbour graph: {}", if exact { "exact at every size".to_string() } else { format!("exact below {} faces, inverted lists above", params.exact_below) });
+    let mut params = ClusterParams { exact_below: if exact { usize::MAX } else { ClusterParams::default().exact_below }, ..Default::default() };
+    // `--hnsw`: the approximate graph from the HNSW index; `--m`, `--efc`, `--efs` (first value)
+    // override its parameters.
+    let mut index = faceprint::cluster::knn::graph_index_params();
+    if let Some(&m) = list(&args, "--m", &[]).first() {
+        index.connectivity = m;
+    }
+    if let Some(&e) = list(&args, "--efc", &[]).first() {
+        index.ef_construction = e;
+    }
+    if let Some(&e) = list(&args, "--efs", &[]).first() {
+        index.ef_search = e;
+    }
+    if args.iter().any(|a| a == "--hnsw") {
+        params.approximate = ApproximateGraph::Index(index);
+    }
+    let graph = match &params.approximate {
+        _ if exact => "exact at every size".to_string(),
+        ApproximateGraph::InvertedLists { probes } => format!("exact below {} faces, inverted lists above ({probes} probes)", params.exact_below),
+        ApproximateGraph::Index(p) => format!("exact below {} faces, HNSW index above (M {}, ef_construction {}, ef_search {})", params.exact_below, p.connectivity, p.ef_construction, p.ef_search),
+    };
+    println!("neighbour graph: {graph}");
     println!("clustering synthetic faces (512-d, default parameters: threshold {}, {} neighbours, min {} faces)", params.threshold, params.neighbours, params.min_faces);
-    println!("{:>8} {:>10} {:>9} {:>9} {:>9} {:>10}", "faces", "seconds", "clusters", "pair P", "pair R", "unassigned");
+    println!("{:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10} {:>6}", "faces", "seconds", "CPU s", "clusters", "pair P", "pair R", "unassigned", "load");
     if args.iter().any(|a| a == "--graphs") {
-        // Neighbour-graph paths alone, same data, same k and floor.
-        for &n in &sizes {
-            let (vecs, _) = synthetic(n, 42, big);
-            let t = Instant::now();
-            let g = faceprint::cluster::knn::neighbours_ivf(&vecs, 512, params.neighbours, params.threshold, 2, faceprint::cluster::knn::IVF_PROBES);
-            let ivf = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let h = faceprint::cluster::knn::neighbours_hnsw(&vecs, 512, params.neighbours, params.threshold).expect("hnsw");
-            let hnsw = t.elapsed().as_secs_f64();
-            let count = |g: &Vec<Vec<faceprint::cluster::knn::Edge>>| g.iter().map(Vec::len).sum::<usize>();
-            println!("graph {n}: inverted lists {ivf:.2} s ({} edges), HNSW index {hnsw:.2} s ({} edges)", count(&g), count(&h));
-        }
+        graphs(&args, &sizes, big, params.neighbours, params.threshold);
         return;
     }
     for n in sizes {
         let (vecs, ids) = synthetic(n, 42, big);
         let faces: Vec<FaceInput> =
             vecs.chunks_exact(512).enumerate().map(|(i, v)| FaceInput { vector: v, photo: i as u64, quality: None, person: None, not_persons: Vec::new() }).collect();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_seconds());
         let c = match cluster(&faces, &params) {
             Ok(c) => c,
             Err(e) => {
@@ -102,15 +116,93 @@ fn main() {
             }
         };
         let secs = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu;
         let m = evaluate(&c.assignment(n), &ids);
         println!(
-            "{:>8} {:>10.2} {:>9} {:>9.4} {:>9.4} {:>9.1}%",
+            "{:>8} {:>10.2} {:>8.1} {:>9} {:>9.4} {:>9.4} {:>9.1}% {:>6}",
             n,
             secs,
+            cpu,
             m.clusters,
             m.pairwise.precision,
             m.pairwise.recall,
-            m.unassigned_share * 100.0
+            m.unassigned_share * 100.0,
+            load()
         );
     }
+}
+
+/// Comma-separated numbers after `flag`, or `default`.
+fn list(args: &[String], flag: &str, default: &[usize]) -> Vec<usize> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_else(|| default.to_vec())
+}
+
+/// `--graphs`: the neighbour graph alone, through the HNSW index, for each connectivity
+/// (`--m`), ef_construction (`--efc`) and ef_search (`--efs`): build and search times, and the
+/// recall of the exact graph's edges (≥ the merge threshold, top k) on 500 sampled faces.
+fn graphs(args: &[String], sizes: &[usize], big: usize, k: usize, floor: f32) {
+    use faceprint::index::{IndexParams, SearchMode, VectorIndex, VectorStorage};
+    let storage = if args.iter().any(|a| a == "--f16") { VectorStorage::F16 } else { VectorStorage::F32 };
+    for &n in sizes {
+        let (vecs, _) = synthetic(n, 42, big);
+        let sample: Vec<usize> = (0..500.min(n)).map(|j| j * n / 500.min(n)).collect();
+        let truth: Vec<Vec<u32>> = sample
+            .iter()
+            .map(|&i| {
+                let q = &vecs[i * 512..(i + 1) * 512];
+                let mut all: Vec<(f32, u32)> = (0..n).filter(|&j| j != i).map(|j| (faceprint::compare::dot(q, &vecs[j * 512..(j + 1) * 512]), j as u32)).filter(|e| e.0 >= floor).collect();
+                all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                all.truncate(k);
+                all.into_iter().map(|e| e.1).collect()
+            })
+            .collect();
+        let wanted: usize = truth.iter().map(Vec::len).sum();
+        let recall = |row_of: &dyn Fn(usize) -> Vec<u64>| -> usize { sample.iter().enumerate().map(|(s, &i)| { let row = row_of(i); truth[s].iter().filter(|&&j| row.contains(&(j as u64))).count() }).sum() };
+        let (t, c0) = (Instant::now(), cpu_seconds());
+        let g = faceprint::cluster::knn::neighbours_ivf(&vecs, 512, k, floor, 2, faceprint::cluster::knn::IVF_PROBES);
+        let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let found = recall(&|i| g[i].iter().map(|e| e.to as u64).collect());
+        println!("graph {n} faces, inverted lists ({} probes): {secs:.2} s ({cpu:.1} CPU s); edge recall {:.4} ({found}/{wanted}); load {}", faceprint::cluster::knn::IVF_PROBES, found as f64 / wanted.max(1) as f64, load());
+        for m in list(args, "--m", &[16]) {
+            for efc in list(args, "--efc", &[128]) {
+                let params = IndexParams { connectivity: m, ef_construction: efc, storage, ..Default::default() };
+                let (t, c0) = (Instant::now(), cpu_seconds());
+                let mut index = VectorIndex::new(512, params).expect("index");
+                index.reserve(n).expect("reserve");
+                let keys: Vec<u64> = (0..n as u64).collect();
+                index.add_batch(&keys, &vecs).expect("add");
+                let (build, build_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
+                for efs in list(args, "--efs", &[64]) {
+                    index.set_ef_search(efs).expect("ef");
+                    let (t, c0) = (Instant::now(), cpu_seconds());
+                    let rows = index.knn_graph(k, SearchMode::Approximate).expect("graph");
+                    let (search, search_cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
+                    let row_of: std::collections::HashMap<u64, usize> = index.keys().iter().enumerate().map(|(r, &key)| (key, r)).collect();
+                    let found = recall(&|i| row_of.get(&(i as u64)).map(|&r| rows[r].iter().map(|nb| nb.key).collect()).unwrap_or_default());
+                    println!(
+                        "graph {n} faces, {storage:?}, M {m}, ef_construction {efc}, ef_search {efs}: build {build:.2} s ({build_cpu:.1} CPU s), search {search:.2} s ({search_cpu:.1} CPU s), total {:.2} s; edge recall {:.4} ({found}/{wanted}); load {}",
+                        build + search,
+                        found as f64 / wanted.max(1) as f64,
+                        load()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// CPU seconds (user + system) this process has used so far, all threads (`getrusage`).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// The 1-minute load average (Linux `/proc/loadavg`), or "?".
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().map(str::to_string)).unwrap_or_else(|| "?".into())
 }

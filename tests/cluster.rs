@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use faceprint::cluster::store::Ingested;
+use faceprint::cluster::gallery::{cluster_gallery, GalleryClustering};
 use faceprint::cluster::{cluster, evaluate, ClusterError, ClusterParams, Collection, CollectionReport, FaceInput};
+use faceprint::gallery::{Gallery, GalleryOptions, IdentityRef, NewFace};
 use faceprint::detect::Detection;
 use faceprint::embed::{Embedding, ModelId};
 use faceprint::pipeline::{AnalyzedImage, Face};
@@ -482,5 +484,189 @@ fn cli_state_labels_and_broken_files() {
     let (_, err, code) = faceprint_raw(&["people", "--state", dir.join("none.sqlite").to_str().unwrap(), "list"]);
     assert_eq!(code, 3);
     assert!(err.contains("no collection"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ------------------------------------------------------------------------------------------
+// Clustering the faces of a gallery (made-up embeddings through the library API)
+
+fn gallery_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("faceprint-cluster-gallery-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A face to enroll: embedding `v`, from image `sha` at box `[x, 10, x + 50, 60]`.
+fn new_face(v: Vec<f32>, sha: &str, x: f32) -> NewFace {
+    NewFace { embedding: Embedding { model: ModelId(MODEL.into()), vector: v }, image_sha256: sha.into(), bbox: [x, 10.0, x + 50.0, 60.0], quality: Some(good_quality()), crop: None }
+}
+
+/// Enrolls `faces` under a new identity `name`; returns the face ids.
+fn enroll(g: &Gallery, name: &str, faces: Vec<NewFace>) -> Vec<i64> {
+    let id = g.add_identity(name, serde_json::Value::Null).unwrap().id;
+    faces.into_iter().map(|f| g.enroll(&IdentityRef::Id(id), f).unwrap()).collect()
+}
+
+/// A gallery with every problem the audit looks for:
+/// - Ann's photos enrolled under two names, "Ann" and "Ann B." (split enrollment);
+/// - one of Carl's photos enrolled under "Bob" (mislabelled);
+/// - Dora's two faces from one group photo (never one person while the same-photo rule is on);
+/// - one face of one of Eve's photos enrolled twice, as "Eve" and as "Eve 2";
+/// - an identity without faces.
+///
+/// Returns the gallery and the face ids: (ann, ann_b, bob, carl_as_bob, carl, dora, eve, eve2).
+#[allow(clippy::type_complexity)]
+fn audited_gallery(name: &str) -> (Gallery, PathBuf, [Vec<i64>; 8]) {
+    let dir = gallery_dir(name);
+    let g = Gallery::create(&dir, &ModelId(MODEL.into()), DIM, GalleryOptions::default()).unwrap();
+    let v = |id: u64, s: u64| face_vector(id, s, 0.35);
+    let ann = enroll(&g, "Ann", (0..4).map(|s| new_face(v(1, s), &format!("a{s}"), 10.0)).collect());
+    let ann_b = enroll(&g, "Ann B.", (4..6).map(|s| new_face(v(1, s), &format!("a{s}"), 10.0)).collect());
+    let mut bob_faces: Vec<NewFace> = (0..4).map(|s| new_face(v(2, s), &format!("b{s}"), 10.0)).collect();
+    bob_faces.push(new_face(v(3, 9), "c9", 10.0));
+    let bob_all = enroll(&g, "Bob", bob_faces);
+    let (bob, carl_as_bob) = (bob_all[..4].to_vec(), bob_all[4..].to_vec());
+    let carl = enroll(&g, "Carl", (0..3).map(|s| new_face(v(3, s), &format!("c{s}"), 10.0)).collect());
+    let dora = enroll(&g, "Dora", vec![new_face(v(4, 0), "group", 10.0), new_face(v(4, 1), "group", 200.0)]);
+    let eve = enroll(&g, "Eve", vec![new_face(v(5, 0), "e0", 10.0), new_face(v(5, 1), "e1", 10.0)]);
+    // The same face of e0 again (box shifted by 2 px: IoU 0.92).
+    let eve2 = enroll(&g, "Eve 2", vec![new_face(v(5, 0), "e0", 12.0)]);
+    g.add_identity("Nobody", serde_json::Value::Null).unwrap();
+    (g, dir, [ann, ann_b, bob, carl_as_bob, carl, dora, eve, eve2])
+}
+
+fn person_with(r: &GalleryClustering, face: i64) -> Option<usize> {
+    r.people.iter().find(|p| p.faces.iter().any(|f| f.face_id == face)).map(|p| p.person)
+}
+
+#[test]
+fn gallery_audit_finds_split_and_mislabelled_enrollments() {
+    let (g, dir, [ann, ann_b, bob, carl_as_bob, carl, dora, eve, eve2]) = audited_gallery("audit");
+    let r = cluster_gallery(&g, &params()).unwrap();
+    assert_eq!(r.faces, 19);
+    assert_eq!(r.identities, 7, "identities with faces");
+    assert!(r.refused.is_empty());
+    // Ann and Ann B. are one person; Bob's face of Carl sits with Carl.
+    let ann_p = person_with(&r, ann[0]).expect("Ann is a person");
+    assert!(ann.iter().chain(&ann_b).all(|&f| person_with(&r, f) == Some(ann_p)));
+    let carl_p = person_with(&r, carl[0]).expect("Carl is a person");
+    assert_eq!(person_with(&r, carl_as_bob[0]), Some(carl_p));
+    let bob_p = person_with(&r, bob[0]).expect("Bob is a person");
+    assert!(bob.iter().all(|&f| person_with(&r, f) == Some(bob_p)));
+    for p in &r.people {
+        assert!(p.faces.iter().all(|f| f.similarity.is_some_and(|s| s > 0.5)), "{p:?}");
+    }
+    // Same person: Ann + Ann B. (all their faces), Carl + 1 of Bob's 5, Eve + Eve 2.
+    let same: Vec<(usize, Vec<(String, usize, usize)>)> =
+        r.same_person.iter().map(|s| (s.person, s.identities.iter().map(|i| (i.name.clone(), i.faces, i.of)).collect())).collect();
+    assert_eq!(same.len(), 3, "{same:?}");
+    let find = |p: usize| same.iter().find(|s| s.0 == p).map(|s| s.1.clone()).unwrap_or_else(|| panic!("person {p} not reported: {same:?}"));
+    assert_eq!(find(ann_p), vec![("Ann".to_string(), 4, 4), ("Ann B.".to_string(), 2, 2)]);
+    assert_eq!(find(carl_p), vec![("Carl".to_string(), 3, 3), ("Bob".to_string(), 1, 5)]);
+    let eve_p = person_with(&r, eve[0]).expect("Eve is a person");
+    assert_eq!(find(eve_p), vec![("Eve".to_string(), 2, 2), ("Eve 2".to_string(), 1, 1)]);
+    assert!(r.same_person.iter().all(|s| s.similarity > 0.5));
+    // Mixed: only Bob, 4 faces with Bob, 1 with Carl.
+    assert_eq!(r.mixed_identities.len(), 1, "{:?}", r.mixed_identities);
+    let m = &r.mixed_identities[0];
+    assert_eq!((m.name.as_str(), m.faces), ("Bob", 5));
+    assert_eq!(m.people.iter().map(|p| (p.person, p.faces.clone(), p.majority.clone())).collect::<Vec<_>>(), vec![(bob_p, bob.clone(), "Bob".into()), (carl_p, carl_as_bob.clone(), "Carl".into())]);
+    // Dora's two faces share a photo: never one person, so both are unassigned.
+    assert!(dora.iter().all(|&f| person_with(&r, f).is_none()));
+    let lone: Vec<i64> = r.unassigned.iter().map(|f| f.face_id).collect();
+    assert_eq!(lone, dora);
+    // Eve's face enrolled twice is one face, reported.
+    assert_eq!(r.duplicate_faces.len(), 1);
+    assert_eq!(r.duplicate_faces[0].face_ids, vec![eve[0], eve2[0]]);
+    assert_eq!(r.duplicate_faces[0].identities, vec!["Eve".to_string(), "Eve 2".to_string()]);
+    assert_eq!(person_with(&r, eve2[0]), Some(eve_p));
+    // Agreement with the identities: merges (P < 1) and splits (R < 1) both show.
+    assert!(r.agreement.pairwise.precision < 1.0 && r.agreement.pairwise.recall < 1.0, "{:?}", r.agreement);
+    assert_eq!(r.agreement.faces, 19);
+    // With the same-photo rule off, Dora's faces are one person, and the rest does not change.
+    let off = cluster_gallery(&g, &ClusterParams { same_photo_cannot_link: false, ..params() }).unwrap();
+    let dora_p = person_with(&off, dora[0]).expect("Dora is a person with the rule off");
+    assert_eq!(person_with(&off, dora[1]), Some(dora_p));
+    assert_eq!(off.same_person.len(), 3);
+    drop(g);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn gallery_audit_of_a_clean_gallery_reports_nothing_and_gates_quality() {
+    let dir = gallery_dir("clean");
+    let g = Gallery::create(&dir, &ModelId(MODEL.into()), DIM, GalleryOptions::default()).unwrap();
+    for id in 1..=5u64 {
+        enroll(&g, &format!("P{id}"), (0..3).map(|s| new_face(face_vector(id, s, 0.35), &format!("{id}-{s}"), 10.0)).collect());
+    }
+    // A tiny face (12 px, under the default 20 px minimum) is refused, not clustered.
+    let mut tiny = new_face(face_vector(1, 7, 0.35), "tiny", 10.0);
+    tiny.quality = Some(FaceQuality { size: 12.0, ..good_quality() });
+    let tiny_id = g.enroll(&IdentityRef::Name("P1".into()), tiny).unwrap();
+    let r = cluster_gallery(&g, &params()).unwrap();
+    assert_eq!(r.people.len(), 5);
+    assert!(r.people.iter().all(|p| p.identities.len() == 1 && p.faces.len() == 3));
+    assert!(r.same_person.is_empty() && r.mixed_identities.is_empty() && r.duplicate_faces.is_empty() && r.unassigned.is_empty());
+    assert_eq!(r.refused.iter().map(|f| f.face.face_id).collect::<Vec<_>>(), vec![tiny_id]);
+    assert!(r.refused[0].reason.contains("size"), "{}", r.refused[0].reason);
+    assert_eq!(r.agreement.pairwise.precision, 1.0);
+    assert_eq!(r.agreement.pairwise.recall, 1.0);
+    // Bad parameters are refused before anything is read.
+    assert!(matches!(cluster_gallery(&g, &ClusterParams { min_faces: 0, ..params() }), Err(ClusterError::InvalidParameter { name: "min_faces", .. })));
+    drop(g);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Through the CLI on real photos: the deepface photos enrolled with two deliberate mistakes
+/// (G01's img5 under another name, G02's img12 under G03) are both found.
+#[test]
+fn cli_gallery_audit_on_deepface_enrollments() {
+    let Some(data) = common::shared_data("cli_gallery_audit_on_deepface_enrollments") else { return };
+    let dir = gallery_dir("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let gal = dir.join("gallery");
+    let gal_s = gal.to_str().unwrap();
+    let deepface = data.join("deepface");
+    let tsv = std::fs::read_to_string(deepface.join("identities.tsv")).unwrap();
+    let mut csv = String::from("file,label\n");
+    for line in tsv.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut cols = line.split('\t');
+        let (file, group) = (cols.next().unwrap(), cols.next().unwrap());
+        let label = if file.ends_with("/img5.jpg") {
+            "G01 again"
+        } else if file.ends_with("/img12.jpg") {
+            "G03"
+        } else {
+            group
+        };
+        csv.push_str(&format!("{file},{label}\n"));
+    }
+    let labels = dir.join("labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    let (_, err, code) = faceprint_raw(&["gallery", "init", "--gallery", gal_s]);
+    assert_eq!(code, 0, "{err}");
+    let (_, err, code) = faceprint_raw(&["index", deepface.to_str().unwrap(), "--labels", labels.to_str().unwrap(), "--largest", "--gallery", gal_s]);
+    assert_eq!(code, 0, "{err}");
+    let (v, err, code) = faceprint(&["--json", "cluster", "--gallery", gal_s]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["faces"].as_u64(), Some(33), "{v}");
+    let same: Vec<Vec<String>> = v["same_person"].as_array().unwrap().iter().map(|s| s["identities"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap().to_string()).collect()).collect();
+    assert!(same.contains(&vec!["G01".to_string(), "G01 again".to_string()]), "{same:?}");
+    assert!(same.iter().any(|s| s.contains(&"G02".to_string()) && s.contains(&"G03".to_string())), "{same:?}");
+    assert_eq!(same.len(), 2, "only the two mistakes: {same:?}");
+    let mixed: Vec<&str> = v["mixed_identities"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(mixed, vec!["G03"], "{v}");
+    assert_eq!(v["people"].as_array().unwrap().len(), 13);
+    // The human report, with the gallery from FACEPRINT_GALLERY; the threshold came from the
+    // default model's calibration.
+    let out = Command::new(env!("CARGO_BIN_EXE_faceprint")).args(["cluster", "--gallery"]).env("FACEPRINT_GALLERY", &gal).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Probably the same person") && text.contains("G01 again") && text.contains("merge threshold 0.350"), "{text}");
+    // Not a gallery, and --gallery with photo inputs: usage (2), as for the gallery commands.
+    let (_, err, code) = faceprint_raw(&["cluster", "--gallery", dir.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a faceprint gallery"), "{err}");
+    assert_eq!(faceprint_raw(&["cluster", "--gallery", gal_s, deepface.to_str().unwrap()]).2, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

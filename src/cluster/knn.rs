@@ -1,16 +1,31 @@
 //! The neighbour graph the clustering starts from: for every face, its nearest faces by cosine
 //! similarity, keeping only those at or above a floor.
 //!
-//! Two paths, chosen by [`neighbours`] from the number of faces:
+//! Paths, chosen by [`neighbours`] from the number of faces:
 //! - **exact** (below [`EXACT_BELOW`] faces): every pair is scored by a blocked matrix product
 //!   (`ndarray`'s `general_mat_mul`, i.e. the `matrixmultiply` kernels), rows split over
 //!   threads; `n² · d` multiply-adds (n faces, d = 512);
-//! - **inverted lists** (IVF, Jégou et al. 2011, as in FAISS `IndexIVFFlat`): spherical k-means
-//!   splits the faces into `√n` lists; each face is compared exactly with the members of its
-//!   [`IVF_PROBES`] nearest lists. `n² · d · probes / √n` multiply-adds: for 100,000 faces about
-//!   40× less than exact. Faces of one person sit close together, so their neighbours are in the
-//!   same or adjacent lists; a missed neighbour can only cost recall (a merge not proposed), never
-//!   precision. The benchmark (BENCHMARKS.md "Clustering") reports both.
+//! - **approximate** (from [`EXACT_BELOW`] faces on), one of [`ApproximateGraph`]:
+//!   - *inverted lists* (IVF, Jégou et al. 2011, as in FAISS `IndexIVFFlat`), the default:
+//!     spherical k-means splits the faces into `√n` lists; each face is compared exactly with the
+//!     members of its [`IVF_PROBES`] nearest lists. `n² · d · probes / √n` multiply-adds: for
+//!     100,000 faces about 40× less than exact, on every core;
+//!   - *the project's nearest-neighbour index* ([`crate::index::VectorIndex`], HNSW from the
+//!     `usearch` library): built over the faces, then searched for each face's k nearest
+//!     ([`neighbours_index`], [`graph_index_params`]).
+//!
+//!   A missed neighbour can only cost recall (a merge not proposed), never precision.
+//!
+//! # Why the inverted lists are still the default
+//! The project's rule is that ANN structures come from a well-kept library, so the HNSW index was
+//! measured as the replacement (BENCHMARKS.md "Clustering"). On 100,000 synthetic faces it needs
+//! ef_construction 96 to match the inverted lists' recall (pairwise recall 0.9952 against
+//! 0.9953; at 48 it drops to 0.963), and then takes 188 CPU seconds against the inverted lists'
+//! 9, most of them in the index build, which is serial (concurrent usearch inserts lose recall,
+//! see `VectorIndex::add_batch`): an estimated 2.5 minutes on 2 idle cores, over the 2-minute
+//! target. The switch is one line
+//! ([`ClusterParams::approximate`](super::ClusterParams::approximate)), for when the index can
+//! insert in parallel.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -33,8 +48,9 @@ pub struct Edge {
 }
 
 /// Below this many faces the graph is exact. The exact path's time grows with n²: on the 2-core
-/// machine about 3 s at 10,000 faces and 21 s at 20,000, where the inverted lists take 1.8 s
-/// (BENCHMARKS.md "Clustering"); LFW's 7,701 photos stay on the exact path.
+/// machine about 3 s at 10,000 faces and 21 s at 20,000, where the HNSW index takes about as long
+/// at 10,000 and grows with n·log n (BENCHMARKS.md "Clustering"); LFW's 7,701 photos stay on the
+/// exact path.
 pub const EXACT_BELOW: usize = 10_000;
 
 /// Lists probed per face on the inverted-list path: 12 of √n lists. On the synthetic benchmark
@@ -42,18 +58,72 @@ pub const EXACT_BELOW: usize = 10_000;
 /// precision (BENCHMARKS.md "Clustering").
 pub const IVF_PROBES: usize = 12;
 
+/// HNSW links per node (M) for a graph built by the index: the index default, 16. At 20,000
+/// synthetic faces M = 8 or 12 lost up to 10 points of edge recall for little time
+/// (BENCHMARKS.md "Clustering").
+pub const GRAPH_CONNECTIVITY: usize = 16;
+
+/// HNSW ef_construction for a graph built by the index: 96. The graph's recall depends mostly on
+/// it: at 20,000 synthetic faces the edge recall was 0.85 at 24, 0.994 at 48 and 0.9995 at 96;
+/// at 100,000, 48 gave pairwise recall 0.963 and 96 gave 0.9952, the inverted lists' level
+/// (BENCHMARKS.md "Clustering"). The index default (128) is chosen for 1:N searches.
+pub const GRAPH_EF_CONSTRUCTION: usize = 96;
+
+/// HNSW ef_search for a graph built by the index: 32 (usearch raises it to the k + 1 candidates
+/// asked for, so the effective value is 33 at the default 32 neighbours). 64 gained 0.002 of edge
+/// recall for 75 % more search time at 20,000 faces (BENCHMARKS.md "Clustering").
+pub const GRAPH_EF_SEARCH: usize = 32;
+
+/// The index parameters for a neighbour graph built by the index: [`GRAPH_CONNECTIVITY`],
+/// [`GRAPH_EF_CONSTRUCTION`], [`GRAPH_EF_SEARCH`], f32 storage (exact similarities;
+/// 512-d × 4 B × 100,000 faces = 205 MB).
+pub fn graph_index_params() -> crate::index::IndexParams {
+    crate::index::IndexParams {
+        connectivity: GRAPH_CONNECTIVITY,
+        ef_construction: GRAPH_EF_CONSTRUCTION,
+        ef_search: GRAPH_EF_SEARCH,
+        storage: crate::index::VectorStorage::F32,
+        ..Default::default()
+    }
+}
+
+/// How the neighbour graph is built from [`ClusterParams::exact_below`](super::ClusterParams::exact_below) faces on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum ApproximateGraph {
+    /// Inverted lists ([`neighbours_ivf`]), probing this many of the √n lists per face (≥ 1).
+    /// The default, with [`IVF_PROBES`].
+    InvertedLists {
+        /// Lists probed per face.
+        probes: usize,
+    },
+    /// The project's HNSW index with these parameters ([`neighbours_index`]; its `exact_below`
+    /// is not used). [`graph_index_params`] are the measured ones.
+    Index(crate::index::IndexParams),
+}
+
+impl Default for ApproximateGraph {
+    fn default() -> Self {
+        ApproximateGraph::InvertedLists { probes: IVF_PROBES }
+    }
+}
+
 /// For each of the `n = vectors.len() / dim` unit vectors (row-major `[n, dim]`), its at most `k`
 /// most similar other vectors with similarity ≥ `floor`, best first (ties by index). Exact below
-/// [`EXACT_BELOW`] vectors, inverted lists above (see the module docs). Runs on `threads`
-/// threads (≥ 1).
+/// `exact_below` vectors, on `threads` threads (≥ 1); from there on as `approximate` says (the
+/// inverted lists on `threads` threads, the index on every core).
 ///
 /// The caller checks shapes: `vectors.len()` must be a multiple of `dim` and `dim > 0`.
-pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize) -> Vec<Vec<Edge>> {
+///
+/// # Errors
+/// [`crate::index::IndexError`] from the index ([`ApproximateGraph::Index`] only).
+pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, exact_below: usize, approximate: &ApproximateGraph) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
-    if n >= EXACT_BELOW {
-        neighbours_ivf(vectors, dim, k, floor, threads, IVF_PROBES)
-    } else {
-        neighbours_exact(vectors, dim, k, floor, threads)
+    if n < exact_below {
+        return Ok(neighbours_exact(vectors, dim, k, floor, threads));
+    }
+    match approximate {
+        ApproximateGraph::InvertedLists { probes } => Ok(neighbours_ivf(vectors, dim, k, floor, threads, *probes)),
+        ApproximateGraph::Index(p) => neighbours_index(vectors, dim, k, floor, p),
     }
 }
 
@@ -120,21 +190,27 @@ pub fn neighbours_exact(vectors: &[f32], dim: usize, k: usize, floor: f32, threa
 }
 
 /// The approximate graph from the project's nearest-neighbour index ([`crate::index::VectorIndex`],
-/// HNSW with default parameters): the `k` nearest of each vector, kept when ≥ `floor`. Not used
-/// by [`neighbours`]: on the 2-core machine it took 65.7 s for 20,000 faces where the inverted
-/// lists took 2.6 s (`cargo bench --bench cluster -- --graphs 20000`, BENCHMARKS.md).
+/// HNSW): the vectors are inserted one by one (serially, see `VectorIndex::add_batch`), then
+/// every vector is searched for its `k` nearest on every core ([`VectorIndex::knn_graph`](crate::index::VectorIndex::knn_graph));
+/// neighbours below `floor` are dropped. `params` are the index's (connectivity, ef_construction,
+/// ef_search, storage); its `exact_below` is ignored (always approximate).
 ///
-/// Errors: [`crate::index::IndexError`] from the index.
-pub fn neighbours_hnsw(vectors: &[f32], dim: usize, k: usize, floor: f32) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
-    use crate::index::{IndexParams, SearchMode, VectorIndex};
+/// # Errors
+/// [`crate::index::IndexError`] from the index (invalid parameters, out of memory).
+pub fn neighbours_index(vectors: &[f32], dim: usize, k: usize, floor: f32, params: &crate::index::IndexParams) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
+    use crate::index::{SearchMode, VectorIndex};
     let n = vectors.len().checked_div(dim).unwrap_or(0);
-    let mut index = VectorIndex::new(dim.max(1), IndexParams::default())?;
+    if n == 0 || k == 0 {
+        return Ok(vec![Vec::new(); n]);
+    }
+    let mut index = VectorIndex::new(dim, params.clone())?;
+    index.reserve(n)?;
     let keys: Vec<u64> = (0..n as u64).collect();
     index.add_batch(&keys, &vectors[..n * dim])?;
     let rows = index.knn_graph(k, SearchMode::Approximate)?;
     let mut out = vec![Vec::new(); n];
-    for (i, row) in rows.into_iter().enumerate() {
-        let me = index.keys()[i] as usize;
+    for (row, &key) in rows.into_iter().zip(index.keys()) {
+        let me = key as usize;
         let mut f: Vec<Edge> = row.into_iter().filter(|nb| nb.similarity >= floor && nb.key as usize != me).map(|nb| Edge { to: nb.key as u32, similarity: nb.similarity }).collect();
         keep_best(&mut f, k);
         out[me] = f;
@@ -168,7 +244,10 @@ fn top(row: &[f32], t: usize) -> Vec<usize> {
     idx
 }
 
-/// The inverted-list path of [`neighbours`] with `probes` lists per query, whatever the size.
+/// The inverted-list path of [`neighbours`] ([`ApproximateGraph::InvertedLists`]) with `probes`
+/// lists per query, whatever the size: spherical k-means (8 iterations on an evenly spaced
+/// sample of 40 faces per list) splits the faces into `√n` lists; each face is compared exactly
+/// with the members of its `probes` nearest lists, on `threads` threads (≥ 1).
 pub fn neighbours_ivf(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, probes: usize) -> Vec<Vec<Edge>> {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     if n == 0 || k == 0 {
@@ -317,9 +396,21 @@ mod tests {
             row.iter_mut().for_each(|x| *x /= norm);
         }
         let g = neighbours_exact(&v, d, 5, 0.2, 2);
+        // The index path with a search as wide as the data is exact too (600 vectors, ef 600).
+        let wide = crate::index::IndexParams { ef_construction: 600, ef_search: 600, ..graph_index_params() };
+        let h = neighbours_index(&v, d, 5, 0.2, &wide).unwrap();
+        for (i, (a, b)) in g.iter().zip(&h).enumerate() {
+            let ids = |r: &Vec<Edge>| r.iter().map(|e| e.to).collect::<Vec<_>>();
+            assert_eq!(ids(a), ids(b), "row {i}");
+            for (x, y) in a.iter().zip(b) {
+                assert!((x.similarity - y.similarity).abs() < 1e-5, "row {i}: {x:?} vs {y:?}");
+            }
+        }
+        assert_eq!(neighbours(&v, d, 5, 0.2, 2, 100, &ApproximateGraph::Index(wide)).unwrap(), h);
         // Inverted lists probing every list are exact too.
         let lists = (n as f64).sqrt().round() as usize;
         assert_eq!(neighbours_ivf(&v, d, 5, 0.2, 2, lists), g);
+        assert_eq!(neighbours(&v, d, 5, 0.2, 2, 100, &ApproximateGraph::InvertedLists { probes: lists }).unwrap(), g);
         for i in [0usize, 255, 256, 599] {
             let mut all: Vec<Edge> = (0..n)
                 .filter(|&j| j != i)

@@ -24,9 +24,11 @@
 //! unassigned. Faces failing the quality gate are not clustered at all and are reported.
 //!
 //! [`store`] keeps a collection (faces, people, labels) in one SQLite file so runs are
-//! incremental; [`metrics`] scores a clustering against true identities.
+//! incremental; [`metrics`] scores a clustering against true identities; [`gallery`] clusters
+//! the faces enrolled in a gallery and reports split and mislabelled enrollments.
 
 mod agglomerative;
+pub mod gallery;
 pub mod knn;
 pub mod metrics;
 pub mod store;
@@ -74,6 +76,12 @@ pub enum ClusterError {
     /// A face id that does not exist.
     #[error("no face {0} in the collection")]
     NoFace(u64),
+    /// The gallery could not be read (clustering its faces, [`gallery`]).
+    #[error("{0}")]
+    Gallery(#[from] crate::gallery::GalleryError),
+    /// The nearest-neighbour index failed while building the neighbour graph (out of memory).
+    #[error("neighbour graph: {0}")]
+    Index(#[from] crate::index::IndexError),
     /// The collection file failed (cannot be opened, written, or is damaged).
     #[error("collection {path}: {message}")]
     Store {
@@ -101,11 +109,16 @@ pub struct ClusterParams {
     pub same_photo_cannot_link: bool,
     /// Faces failing this gate are reported and not clustered. Default [`QualityGate::default`].
     pub quality_gate: QualityGate,
-    /// Threads for the neighbour graph; 0 = all cores. Default 0.
+    /// Threads for the exact neighbour graph; 0 = all cores. Default 0. (The index path always
+    /// searches on every core.)
     pub threads: usize,
-    /// The neighbour graph is exact below this many faces and uses inverted lists above
+    /// The neighbour graph is exact below this many faces and approximate from there on
     /// ([`knn`]). Default [`knn::EXACT_BELOW`].
     pub exact_below: usize,
+    /// How the approximate graph is built: inverted lists (the default,
+    /// `InvertedLists { probes: 12 }`) or the project's HNSW index
+    /// (`Index(knn::graph_index_params())`); [`knn`] explains the choice.
+    pub approximate: knn::ApproximateGraph,
 }
 
 /// Default merge threshold (mean cross-pair cosine similarity). The calibrated pairwise
@@ -140,6 +153,7 @@ impl Default for ClusterParams {
             quality_gate: QualityGate::default(),
             threads: 0,
             exact_below: knn::EXACT_BELOW,
+            approximate: knn::ApproximateGraph::default(),
         }
     }
 }
@@ -159,6 +173,9 @@ impl ClusterParams {
         }
         if self.min_faces == 0 {
             return bad("min_faces", "must be ≥ 1".into());
+        }
+        if self.approximate == (knn::ApproximateGraph::InvertedLists { probes: 0 }) {
+            return bad("approximate", "inverted lists need probes ≥ 1".into());
         }
         self.quality_gate.validate().map_err(|e| ClusterError::InvalidParameter { name: "quality_gate", message: e.to_string() })
     }
@@ -222,7 +239,9 @@ impl Clustering {
 /// # Errors
 /// [`ClusterError::InvalidParameter`] for parameters out of range;
 /// [`ClusterError::BadEmbedding`] for a vector of another length than the first, or with
-/// non-finite components.
+/// non-finite components; [`ClusterError::Index`] when the HNSW index fails (with
+/// [`knn::ApproximateGraph::Index`], from `exact_below` faces on: invalid index parameters, out
+/// of memory).
 pub fn cluster(faces: &[FaceInput<'_>], params: &ClusterParams) -> Result<Clustering, ClusterError> {
     params.validate()?;
     let dim = faces.first().map_or(0, |f| f.vector.len());
@@ -248,11 +267,7 @@ pub fn cluster(faces: &[FaceInput<'_>], params: &ClusterParams) -> Result<Cluste
         flat.extend_from_slice(faces[i].vector);
     }
     let threads = if params.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { params.threads };
-    let graph = if kept.len() < params.exact_below {
-        knn::neighbours_exact(&flat, dim, params.neighbours, params.threshold, threads)
-    } else {
-        knn::neighbours_ivf(&flat, dim, params.neighbours, params.threshold, threads, knn::IVF_PROBES)
-    };
+    let graph = knn::neighbours(&flat, dim, params.neighbours, params.threshold, threads, params.exact_below, &params.approximate)?;
     let items: Vec<agglomerative::Item<'_>> = kept
         .iter()
         .map(|&i| agglomerative::Item { vector: faces[i].vector, photo: faces[i].photo, seed: faces[i].person, not_persons: &faces[i].not_persons })

@@ -1325,6 +1325,18 @@ impl Gallery {
         Ok(())
     }
 
+    /// Every enrolled face with its stored embedding (length [`Self::dim`], unit norm), in face
+    /// id order, read from the store (no image is needed). For clustering the gallery
+    /// ([`crate::cluster::gallery`]).
+    ///
+    /// # Errors
+    /// [`GalleryError::Store`].
+    pub fn faces_with_embeddings(&self) -> Result<Vec<(FaceRecord, Vec<f32>)>, GalleryError> {
+        let mut out = Vec::new();
+        self.store.lock().unwrap_or_else(|e| e.into_inner()).for_each_face_with_embedding(|f, v| out.push((f, v)))?;
+        Ok(out)
+    }
+
     /// Checks the store (`PRAGMA integrity_check`, foreign keys) and that the live index holds
     /// exactly the store's faces.
     ///

@@ -355,6 +355,20 @@ impl Store {
         Ok(())
     }
 
+    /// Calls `f(face record, embedding)` for every face, in id order (for clustering the
+    /// gallery's faces without their images).
+    pub fn for_each_face_with_embedding(&self, mut f: impl FnMut(FaceRecord, Vec<f32>)) -> Result<(), GalleryError> {
+        let sql = "SELECT id, identity_id, model_id, image_sha256, bbox, quality, added, crop_png IS NOT NULL, embedding FROM faces ORDER BY id";
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let mut rows = stmt.query([]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let record = Self::to_face(Self::face_row(r).map_err(self.err())?);
+            let blob: Vec<u8> = r.get(8).map_err(self.err())?;
+            f(record, blob_to_vec(&blob));
+        }
+        Ok(())
+    }
+
     /// Calls `f(face id, identity id)` for every face.
     pub fn for_each_face_identity(&self, mut f: impl FnMut(i64, i64)) -> Result<(), GalleryError> {
         let mut stmt = self.conn.prepare("SELECT id, identity_id FROM faces").map_err(self.err())?;

@@ -1,5 +1,6 @@
-//! `faceprint cluster DIR...` (group a photo collection into people) and `faceprint people ...`
-//! (the user's labels: name, merge, reject, list).
+//! `faceprint cluster DIR...` (group a photo collection into people), `faceprint cluster
+//! --gallery [PATH]` (cluster the faces enrolled in a gallery, to find split and mislabelled
+//! enrollments) and `faceprint people ...` (the user's labels: name, merge, reject, list).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -11,11 +12,14 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use faceprint::calibrate::Calibration;
+use faceprint::cluster::gallery::{cluster_gallery, IdentityShare};
 use faceprint::cluster::store::{FaceRecord, Ingested};
+use faceprint::gallery::{Gallery, GalleryOptions};
 use faceprint::cluster::{evaluate, threshold_for_model, ClusterError, ClusterParams, Collection, CollectionReport, DEFAULT_THRESHOLD};
 use faceprint::quality::QualityGate;
 
-use super::{config, expand_images, gate_of, load_analyzer, progress_bar, report_failures, Global, ModelArgs, EXIT_BAD_INPUT};
+use super::{config, expand_images, gate_of, load_analyzer, progress_bar, report_failures, trunc, Global, ModelArgs, EXIT_BAD_INPUT};
 
 /// `p` made absolute with symlinks resolved as far as it exists (the rest appended as given).
 fn resolved(p: &Path) -> PathBuf {
@@ -34,8 +38,14 @@ pub const STATE_FILE: &str = ".faceprint-people.sqlite";
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
     /// Folders (searched recursively) and image files
-    #[arg(required = true)]
+    #[arg(required_unless_present = "gallery")]
     inputs: Vec<PathBuf>,
+    /// Cluster the faces enrolled in this gallery instead of photos (stored embeddings, no
+    /// images read), and report identities that are probably one person and identities whose
+    /// faces fall into different people. The identities are what is checked, so --state, labels
+    /// and --html do not apply [PATH default: FACEPRINT_GALLERY, else <data dir>/gallery]
+    #[arg(long, num_args = 0..=1, value_name = "PATH", conflicts_with_all = ["inputs", "state", "no_state", "html", "truth", "sweep"])]
+    gallery: Option<Option<PathBuf>>,
     /// Collection file (faces, people, labels) [default: <first DIR>/.faceprint-people.sqlite]
     #[arg(long, conflicts_with = "no_state")]
     state: Option<PathBuf>,
@@ -113,6 +123,8 @@ pub enum PeopleCmd {
 /// or faces and damaged files are bad input (3).
 fn cluster_exit(e: &ClusterError) -> u8 {
     match e {
+        ClusterError::Gallery(ge) if ge.is_bad_input() => EXIT_BAD_INPUT,
+        ClusterError::Gallery(ge) if ge.is_usage() => 2,
         ClusterError::InvalidParameter { .. } | ClusterError::ModelMismatch { .. } => 2,
         ClusterError::NoPerson(_) | ClusterError::NoFace(_) | ClusterError::BadEmbedding { .. } | ClusterError::Store { .. } => EXIT_BAD_INPUT,
         _ => 1,
@@ -151,6 +163,9 @@ pub fn cluster_cmd(g: &Global, a: ClusterArgs) -> anyhow::Result<ExitCode> {
     };
     if let Err(e) = params.validate() {
         return Ok(fail(g, e));
+    }
+    if let Some(gallery) = &a.gallery {
+        return cluster_gallery_cmd(g, gallery.as_deref(), a.threshold, params);
     }
     let (paths, mut failures) = expand_images(&a.inputs);
     let total = paths.len() + failures.len();
@@ -582,4 +597,102 @@ pub fn people_cmd(g: &Global, a: PeopleArgs) -> anyhow::Result<ExitCode> {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(g, e),
     })
+}
+
+/// `faceprint cluster --gallery [PATH]`: clusters the enrolled faces and reports the people, the
+/// identities that are probably one person and the identities spread over several people.
+fn cluster_gallery_cmd(g: &Global, dir: Option<&Path>, threshold: Option<f32>, mut params: ClusterParams) -> anyhow::Result<ExitCode> {
+    let data = faceprint::models::data_dir(g.data_dir.as_deref());
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::var_os("FACEPRINT_GALLERY").filter(|v| !v.is_empty()).map_or_else(|| Gallery::default_dir(&data), PathBuf::from),
+    };
+    let gal = match Gallery::open(&dir, GalleryOptions::default()) {
+        Ok(gal) => gal,
+        Err(e) => return Ok(fail(g, ClusterError::Gallery(e))),
+    };
+    // The gallery's model sets the threshold, through its calibration, as for photo folders.
+    if threshold.is_none() {
+        match Calibration::for_model(&data, gal.model_id()).map_err(faceprint::Error::from).and_then(|c| Ok(c.threshold_at(1e-4)?)) {
+            Ok(t) => params.threshold = threshold_for_model(t.similarity),
+            Err(e) => eprintln!(
+                "warning: {e}; using the merge threshold measured for the default model, {DEFAULT_THRESHOLD} (or give --threshold)"
+            ),
+        }
+    }
+    let r = match cluster_gallery(&gal, &params) {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(g, e)),
+    };
+    if g.json {
+        let mut v = json!(r);
+        v["gallery"] = json!(dir);
+        v["model"] = json!(gal.model_id());
+        v["params"] = json!(params);
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "gallery {}: {} faces of {} identities; model {}; merge threshold {:.3}",
+        dir.display(),
+        r.faces,
+        r.identities,
+        gal.model_id(),
+        params.threshold
+    );
+    let m = &r.agreement;
+    println!(
+        "{} people; {} faces unassigned; {} refused by the quality gate. Agreement with the identities: pairwise P {:.4} R {:.4}; BCubed P {:.4} R {:.4}",
+        r.people.len(),
+        r.unassigned.len(),
+        r.refused.len(),
+        m.pairwise.precision,
+        m.pairwise.recall,
+        m.bcubed.precision,
+        m.bcubed.recall
+    );
+    let share = |s: &IdentityShare| match (s.faces, s.of) {
+        (_, 1) => format!("{} (its only face)", s.name),
+        (f, o) if f == o => format!("{} (all {o} faces)", s.name),
+        (f, o) => format!("{} ({f} of {o} faces)", s.name),
+    };
+    let ids = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    println!();
+    if r.same_person.is_empty() {
+        println!("No person holds faces of two identities.");
+    } else {
+        println!("Probably the same person (one person holding several identities: split enrollment, or faces enrolled under the wrong name):");
+        for sp in &r.same_person {
+            let list: Vec<String> = sp.identities.iter().map(share).collect();
+            println!("  person {} (mean similarity across the identities {:.3}): {}", sp.person, sp.similarity, list.join(", "));
+        }
+    }
+    if r.mixed_identities.is_empty() {
+        println!("No identity has faces in two people.");
+    } else {
+        println!("Identities whose faces fall into different people (probably mislabelled enrollments; `faceprint gallery remove --face ID`):");
+        for mi in &r.mixed_identities {
+            let list: Vec<String> = mi.people.iter().map(|p| format!("person {} (mostly {}): faces {}", p.person, p.majority, ids(&p.faces))).collect();
+            let lone = if mi.unassigned.is_empty() { String::new() } else { format!("; unassigned: faces {}", ids(&mi.unassigned)) };
+            println!("  {} (id {}, {} faces): {}{}", mi.name, mi.identity_id, mi.faces, list.join("; "), lone);
+        }
+    }
+    for d in &r.duplicate_faces {
+        println!("Same face of one image enrolled more than once: faces {} ({})", ids(&d.face_ids), d.identities.join(", "));
+    }
+    println!();
+    println!("{:>7}  {:<40} faces (face id: identity, similarity to the person)", "person", "identities");
+    for p in &r.people {
+        let names: Vec<String> = p.identities.iter().map(|s| format!("{} ×{}", s.name, s.faces)).collect();
+        let faces: Vec<String> = p.faces.iter().map(|f| format!("{}: {} {:.2}", f.face_id, f.identity, f.similarity.unwrap_or(f32::NAN))).collect();
+        println!("{:>7}  {:<40} {}", p.person, trunc(&names.join(", "), 40), faces.join(", "));
+    }
+    if !r.unassigned.is_empty() {
+        let faces: Vec<String> = r.unassigned.iter().map(|f| format!("{}: {}", f.face_id, f.identity)).collect();
+        println!("unassigned: {}", faces.join(", "));
+    }
+    for f in &r.refused {
+        println!("refused: face {} ({}): {}", f.face.face_id, f.face.identity, f.reason);
+    }
+    Ok(ExitCode::SUCCESS)
 }
