@@ -275,8 +275,18 @@ fn every_route_answers_as_its_openapi_schema_says() {
     assert_eq!(rn["name"], "Someone Else");
     let (st, extra) = json_of(s.post_json("/v1/gallery/identities", k, &json!({"name": "Yao duplicate"})));
     assert_eq!(st, 201);
-    let (st, _) = json_of(s.post_form("/v1/gallery/identities/Yao duplicate/faces", k, Form::new().part("image", file_part(&yao()))));
-    assert_eq!(st, 201);
+    // The same face again: a no-op under its identity, refused under another one.
+    let (st, again) = json_of(s.post_form(&format!("/v1/gallery/identities/{yao_id}/faces"), k, Form::new().part("image", file_part(&yao()))));
+    assert_eq!(st, 200, "{again}");
+    check_schema(&doc, "/v1/gallery/identities/{identity}/faces", "post", st, &again);
+    assert_eq!((again["already_enrolled"].as_bool(), again["face_id"].as_i64()), (Some(true), enr["face_id"].as_i64()));
+    let (st, dup) = json_of(s.post_form("/v1/gallery/identities/Yao duplicate/faces", k, Form::new().part("image", file_part(&yao()))));
+    assert_eq!((st, error_code(&dup)), (409, "duplicate_face"), "{dup}");
+    check_schema(&doc, "/v1/gallery/identities/{identity}/faces", "post", st, &dup);
+    assert!(dup["error"]["message"].as_str().unwrap().contains("Yao Ming"), "{dup}");
+    let (st, other) = json_of(s.post_form("/v1/gallery/identities/Yao duplicate/faces", k, Form::new().part("image", file_part(&players())).text("largest", "true")));
+    assert_eq!(st, 201, "{other}");
+    assert_eq!(other["already_enrolled"], false);
     let (st, merged) = json_of(s.post_json("/v1/gallery/merge", k, &json!({"from": extra["id"], "into": "Yao Ming"})));
     assert_eq!(st, 200, "{merged}");
     check_schema(&doc, "/v1/gallery/merge", "post", st, &merged);

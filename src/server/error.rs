@@ -127,6 +127,7 @@ impl From<GalleryError> for ApiError {
         match &e {
             GalleryError::UnknownIdentity { .. } | GalleryError::UnknownFace { .. } => ApiError::not_found(e.to_string()),
             GalleryError::DuplicateName { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            GalleryError::DuplicateFace { .. } => ApiError::new(StatusCode::CONFLICT, "duplicate_face", e.to_string()),
             GalleryError::InvalidName { .. } | GalleryError::BadEmbedding { .. } | GalleryError::InvalidParameter { .. } => {
                 ApiError::invalid_parameter(e.to_string())
             }

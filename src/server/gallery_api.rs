@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::compare::{distance_from_similarity, Threshold};
-use crate::gallery::{FacePolicy, Gallery, IdentifyParams, IdentityDetail, IdentityRecord, IdentityRef, Scoring};
+use crate::gallery::{EnrollTarget, FaceOutcome, FacePolicy, Gallery, GalleryError, IdentifyParams, IdentityDetail, IdentityRecord, IdentityRef, Scoring};
 use crate::pipeline::FaceSelection;
 use crate::Error;
 
@@ -201,8 +201,11 @@ pub struct EnrolledResponse {
     pub identity: String,
     /// Identity id.
     pub identity_id: i64,
-    /// New face id.
+    /// The face id: the new face (201), or the face already enrolled (200).
     pub face_id: i64,
+    /// True when this face of this photo was already enrolled under the identity: nothing was
+    /// added (answered 200 instead of 201).
+    pub already_enrolled: bool,
     /// Index of the face used in the photo.
     pub face: usize,
     /// Faces found in the photo.
@@ -629,11 +632,13 @@ pub(crate) async fn delete_identity(
     params(("identity" = String, Path, description = "Identity id (digits) or name")),
     request_body(content((EnrollForm = "multipart/form-data"), (EnrollJson = "application/json"))),
     responses(
-        (status = 201, body = EnrolledResponse),
+        (status = 201, description = "Enrolled", body = EnrolledResponse),
+        (status = 200, description = "Already enrolled under this identity: nothing added", body = EnrolledResponse),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "This face of this photo is enrolled under another identity (`duplicate_face`)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, description = "Bad image, no face, several faces or quality gate", body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -666,14 +671,26 @@ pub(crate) async fn enroll_face(
     let (face, index) = Gallery::face_to_enroll(&analyzer, &img, &sha, policy, None)?;
     let bbox = face.bbox;
     let rid = rec.id;
-    let face_id = blocking(move || gal.enroll_many(vec![(rid, face)]).map_err(ApiError::from)).await?.first().copied().ok_or_else(|| ApiError::internal("no face id"))?;
+    // The CLI's enrollment rules: a face already enrolled (same photo content, overlapping box)
+    // is not added twice, and one that belongs to another identity is refused.
+    let path = img.path.clone();
+    let commit = blocking(move || gal.enroll_faces(&EnrollTarget::Existing(IdentityRef::Id(rid)), vec![face]).map_err(ApiError::from)).await?;
+    let (status, face_id, already_enrolled) = match commit.outcomes.into_iter().next() {
+        Some(FaceOutcome::Added { face_id }) => (StatusCode::CREATED, face_id, false),
+        Some(FaceOutcome::AlreadyEnrolled { face_id }) => (StatusCode::OK, face_id, true),
+        Some(FaceOutcome::EnrolledElsewhere { face_id, identity_id, identity }) => {
+            return Err(GalleryError::DuplicateFace { path, face: face_id, identity_id, identity }.into());
+        }
+        None => return Err(ApiError::internal("no enrollment outcome")),
+    };
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(EnrolledResponse {
             image: img.path.display().to_string(),
             identity: rec.name,
             identity_id: rec.id,
             face_id,
+            already_enrolled,
             face: index,
             faces_in_image: img.faces.len(),
             bbox: bbox.iter().map(|x| round(*x, 2)).collect(),
