@@ -119,6 +119,9 @@ pub struct DecodedImage {
     /// Non-fatal problems, e.g. `"invalid EXIF Orientation value 0 ignored"`, in the order they
     /// were found. The caller decides whether to print them (they do not contain the path).
     pub warnings: Vec<String>,
+    /// True when the file's pixel data ends early and the decoder filled the rest in (a
+    /// truncated JPEG decodes with the missing part gray); also listed in `warnings`.
+    pub truncated: bool,
 }
 
 /// Why an image could not be decoded. Split by who is at fault, like `image::ImageError`:
@@ -313,9 +316,13 @@ fn decode_inner(bytes: &[u8], opts: &DecodeOptions) -> Result<DecodedImage, Imag
         orientation,
         exif_orientation,
         stored_size: (width, height),
+        truncated: warnings.iter().any(|w| w == JPEG_TRUNCATED),
         warnings,
     })
 }
+
+/// The warning of a JPEG whose data ends early ([`DecodedImage::truncated`]).
+const JPEG_TRUNCATED: &str = "JPEG data ends early (no end-of-image marker): the file is probably truncated; the missing part is filled in";
 
 /// Decodes a YCbCr, RGB or grayscale JPEG with libjpeg-turbo's decoder (islow IDCT, fancy
 /// upsampling: its defaults, as in OpenCV's `imread` and Pillow). Returns `None` for colour
@@ -341,7 +348,7 @@ fn decode_jpeg_libjpeg(bytes: &[u8], warnings: &mut Vec<String>) -> Option<RgbIm
     // (FF D9) is absent from the file's tail.
     let tail = &bytes[bytes.len().saturating_sub(4096)..];
     if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-        warnings.push("JPEG data ends early (no end-of-image marker): the file is probably truncated; the missing part is filled in".into());
+        warnings.push(JPEG_TRUNCATED.into());
     }
     Some(img)
 }

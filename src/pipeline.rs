@@ -110,6 +110,10 @@ pub struct AnalyzedImage {
     /// Non-fatal problems (e.g. an invalid EXIF orientation ignored, a face that could not be aligned).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub warnings: Vec<String>,
+    /// True when the file's data ends early and part of the image was filled in by the decoder
+    /// ([`crate::imageio::DecodedImage::truncated`]): such a photo is never enrolled.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub truncated: bool,
     /// Faces, largest first.
     pub faces: Vec<Face>,
 }
@@ -389,6 +393,7 @@ impl FaceAnalyzer {
             height: img.image.height(),
             orientation: img.orientation,
             warnings,
+            truncated: img.truncated,
             faces,
         };
         Ok(PreparedImage { image, crops })

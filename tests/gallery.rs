@@ -73,6 +73,8 @@ fn crud_and_persistence() {
         let bob = g.add_identity("Bob", serde_json::Value::Null).unwrap();
         assert!(matches!(g.add_identity("Alice", serde_json::Value::Null), Err(GalleryError::DuplicateName { .. })));
         assert!(matches!(g.add_identity("  ", serde_json::Value::Null), Err(GalleryError::InvalidName { .. })));
+        // Digits only would be read as an id in the HTTP paths.
+        assert!(matches!(g.add_identity("12345", serde_json::Value::Null), Err(GalleryError::InvalidName { .. })));
         assert!(matches!(g.add_identity("x", serde_json::json!([1])), Err(GalleryError::InvalidParameter { .. })));
         let f1 = g.enroll(&"Alice".into(), face(rng.unit(16))).unwrap();
         let f2 = g.enroll(&IdentityRef::Id(alice.id), face(rng.unit(16))).unwrap();

@@ -256,27 +256,34 @@ fn index_labels_csv_reports_bad_rows_and_enrolls_the_rest() {
 }
 
 #[test]
-fn a_truncated_photo_is_reported_with_a_warning() {
+fn a_truncated_photo_is_never_enrolled_and_is_reported_in_identification() {
     let t = tmpdir("trunc");
     let gal = t.join("gallery");
     let bytes = std::fs::read(common::sample("yaoming.jpg")).unwrap();
     let cut = t.join("cut.jpg");
     std::fs::write(&cut, &bytes[..bytes.len() * 9 / 10]).unwrap();
     assert!(faceprint(&["gallery", "init", "--gallery", s(&gal)]).status.success());
+    // A partial photo (the decoder fills the missing part with gray) is refused, and no identity
+    // is left behind.
     let o = faceprint(&["enroll", "Yao", s(&cut), "--json", "--gallery", s(&gal)]);
-    assert!(o.status.success(), "{}", err(&o));
-    assert!(json_lines(&o)[0]["warnings"][0].as_str().unwrap().contains("truncated"), "{}", String::from_utf8_lossy(&o.stdout));
-    assert!(err(&o).contains("warning") && err(&o).contains("truncated"), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("cut.jpg") && err(&o).contains("truncated"), "{}", err(&o));
+    assert!(identity_names(&gal).is_empty());
+    // Identification of a partial photo goes on, with the warning in JSON and on stderr.
+    assert!(faceprint(&["enroll", "Yao", s(&common::sample("yaoming.jpg")), "--gallery", s(&gal)]).status.success());
     let o = faceprint(&["identify", "--json", "--no-cache", s(&cut), "--gallery", s(&gal)]);
     assert!(json_lines(&o)[0]["warnings"][0].as_str().unwrap().contains("truncated"), "{}", String::from_utf8_lossy(&o.stdout));
     let o = faceprint(&["identify", s(&cut), "--gallery", s(&gal)]);
     assert!(err(&o).contains("warning") && err(&o).contains("truncated"), "{}", err(&o));
+    // Bulk enrollment reports it as a failed file and enrolls nothing from it.
     std::fs::create_dir_all(t.join("photos/Yao")).unwrap();
-    // Another cut (other content, so not skipped as already enrolled).
     std::fs::write(t.join("photos/Yao/cut2.jpg"), &bytes[..bytes.len() * 17 / 20]).unwrap();
     let o = faceprint(&["index", s(&t.join("photos")), "--json", "--no-cache", "--gallery", s(&gal)]);
-    let summary = json_lines(&o).pop().unwrap();
-    assert!(summary["warnings"][0].as_str().unwrap().contains("truncated"), "{summary}");
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("cut2.jpg") && err(&o).contains("truncated"), "{}", err(&o));
+    let o = faceprint(&["gallery", "list", "--json", "--gallery", s(&gal)]);
+    let list = json_lines(&o);
+    assert_eq!((list.len(), list[0]["name"].as_str(), list[0]["faces"].as_u64()), (1, Some("Yao"), Some(1)), "{list:?}");
     let _ = std::fs::remove_dir_all(&t);
 }
 

@@ -363,6 +363,9 @@ fn api_keys_are_required_and_scoped() {
     // The read-only key reads and infers but cannot write the gallery.
     let (st, _) = json_of(s.get("/v1/gallery/identities", Some(READ_KEY)));
     assert_eq!(st, 200);
+    // The Authorization scheme is case-insensitive.
+    let r = s.client.get(s.url("/v1/gallery/identities")).header("Authorization", format!("bearer {READ_KEY}")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     let (st, _) = json_of(s.post_form("/v1/detect", Some(READ_KEY), Form::new().part("image", file_part(&yao()))));
     assert_eq!(st, 200);
     let (st, v) = json_of(s.post_json("/v1/gallery/identities", Some(READ_KEY), &json!({"name": "intruder"})));

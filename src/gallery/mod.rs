@@ -211,6 +211,13 @@ pub enum GalleryError {
         /// How many faces were found.
         count: usize,
     },
+    /// A photo whose data ends early (a truncated file: the decoder filled the missing part in),
+    /// offered for enrollment. Its face may be half gray and would match strangers.
+    #[error("{path}: the file's image data ends early (truncated), so part of the photo was filled in by the decoder; a partial photo is not enrolled: use the complete file")]
+    IncompleteImage {
+        /// The image.
+        path: PathBuf,
+    },
     /// A face (same source photo content and box, [`DUPLICATE_FACE_IOU`]) that another identity
     /// already has: one photo of a face cannot belong to two people.
     #[error("{path}: this face is already enrolled as face {face} of identity {identity:?} (id {identity_id}); a face cannot belong to two identities: remove it there first (`faceprint gallery remove --face {face}`) or merge the identities")]
@@ -267,6 +274,7 @@ impl GalleryError {
                 | GalleryError::InvalidName { .. }
                 | GalleryError::BadEmbedding { .. }
                 | GalleryError::SeveralFaces { .. }
+                | GalleryError::IncompleteImage { .. }
                 | GalleryError::DuplicateFace { .. }
                 | GalleryError::Unreadable { .. }
                 | GalleryError::LabelsFile { .. }
@@ -546,6 +554,9 @@ fn check_name(name: &str) -> Result<String, GalleryError> {
     }
     if n.starts_with("id:") {
         return bad("names starting with `id:` are read as identity ids");
+    }
+    if n.chars().all(|c| c.is_ascii_digit()) {
+        return bad("a name made only of digits is read as an identity id (in the HTTP API's paths); add a letter");
     }
     Ok(n.to_string())
 }
@@ -1374,7 +1385,8 @@ impl Gallery {
     /// needed only when `store_crop` (the crop is re-aligned from it).
     ///
     /// # Errors
-    /// [`crate::Error::NoFace`]; [`GalleryError::SeveralFaces`] under [`FacePolicy::Only`];
+    /// [`GalleryError::IncompleteImage`] for a truncated file; [`crate::Error::NoFace`];
+    /// [`GalleryError::SeveralFaces`] under [`FacePolicy::Only`];
     /// [`crate::Error::FaceIndex`]; [`crate::Error::Quality`] (measure `score` when the face is
     /// below the enrollment's minimum detection score).
     pub fn face_to_enroll(
@@ -1401,6 +1413,9 @@ impl Gallery {
         min_det_score: f32,
     ) -> crate::Result<(NewFace, usize)> {
         let path = &analysed.path;
+        if analysed.truncated {
+            return Err(GalleryError::IncompleteImage { path: path.clone() }.into());
+        }
         if analysed.faces.is_empty() {
             return Err(crate::Error::NoFace { path: path.clone(), score_threshold: analyzer.config().detector_params.score_threshold });
         }

@@ -131,6 +131,7 @@ impl From<GalleryError> for ApiError {
             GalleryError::InvalidName { .. } | GalleryError::BadEmbedding { .. } | GalleryError::InvalidParameter { .. } => {
                 ApiError::invalid_parameter(e.to_string())
             }
+            GalleryError::IncompleteImage { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "incomplete_image", e.to_string()),
             GalleryError::SeveralFaces { path, count } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "several_faces",

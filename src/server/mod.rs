@@ -305,7 +305,11 @@ async fn auth(State(st): State<Arc<AppState>>, mut req: Request, next: Next) -> 
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .or_else(|| h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(|s| s.trim().to_string()));
+        .or_else(|| h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+            // The auth scheme is case-insensitive (RFC 9110 §11.1).
+            let (scheme, key) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_string())
+        }));
     let Some(key) = key else {
         let e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing API key: send it in the X-API-Key header or as Authorization: Bearer KEY");
         return refuse(&st, req, e).await;
