@@ -457,6 +457,8 @@ impl VectorIndex {
         // One at a time: concurrent inserts into the usearch graph (tried with 2 threads) left
         // parts of it unreachable — recall@10 stuck at 0.986 on 5,000 face-like vectors whatever
         // ef, against 1.000 for the same vectors inserted serially — so the build is serial.
+        // This is usearch issue #735 ("Concurrent add() creates nodes unreachable by search()"),
+        // open in 2.26 with a proposed fix (pull request #772); revisit when a release has it.
         for &i in &rows {
             let v = &vectors[i * self.dim..(i + 1) * self.dim];
             self.engine.add(keys[i], v).map_err(engine_err("adding vectors"))?;
