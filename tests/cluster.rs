@@ -67,7 +67,7 @@ fn face(index: usize, x: f32, v: Vec<f32>) -> Face {
 }
 
 fn image(path: &str, faces: Vec<Face>) -> AnalyzedImage {
-    AnalyzedImage { path: PathBuf::from(path), width: 400, height: 100, orientation: 1, warnings: Vec::new(), faces }
+    AnalyzedImage { path: PathBuf::from(path), width: 400, height: 100, orientation: 1, warnings: Vec::new(), truncated: false, faces }
 }
 
 /// Photo `p{id}_{sample}.jpg` holding one face of identity `id`.
