@@ -313,6 +313,8 @@ fn every_route_answers_as_its_openapi_schema_says() {
     assert_eq!((st, error_code(&bad)), (400, "bad_request"), "{bad}");
     let (st, bad) = json_of(s.post_json("/v1/verify", k, &json!({"a": b64(&yao()), "b": b64(&yao()), "far": 1e-7})));
     assert_eq!((st, error_code(&bad)), (400, "no_operating_point"), "{bad}");
+    let (st, bad) = json_of(s.post_json("/v1/verify", k, &json!({"a": b64(&yao()), "b": b64(&yao()), "far": 1e-3, "threshold": 0.3})));
+    assert_eq!((st, error_code(&bad)), (400, "invalid_parameter"), "{bad}");
     let (st, bad) = json_of(s.post_json("/v1/verify", k, &json!({"a": b64(&yao()), "b": b64(&yao()), "face_b": 3})));
     assert_eq!((st, error_code(&bad)), (422, "face_index"), "{bad}");
     let (st, bad) = json_of(s.post_json("/v1/detect", k, &json!({"image": b64(&yao()), "colour": "red"})));

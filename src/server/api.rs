@@ -214,8 +214,12 @@ pub(crate) async fn analyze(st: &Arc<AppState>, images: Vec<(String, Bytes)>, em
 }
 
 /// The decision threshold: `threshold` if given, else the calibrated operating point at `far`
-/// (default [`super::ServerConfig::default_far`]).
+/// (default [`super::ServerConfig::default_far`]). Both at once is a 400 `invalid_parameter`,
+/// as the CLI refuses `--far` with `--threshold`.
 pub(crate) fn decision_threshold(st: &AppState, far: Option<f64>, threshold: Option<f32>) -> Result<Threshold, ApiError> {
+    if far.is_some() && threshold.is_some() {
+        return Err(ApiError::invalid_parameter("give `far` or `threshold`, not both: `threshold` would override the operating point"));
+    }
     if let Some(t) = threshold {
         if !(-1.0..=1.0).contains(&t) {
             return Err(ApiError::invalid_parameter(format!("threshold {t} outside [-1, 1]")));

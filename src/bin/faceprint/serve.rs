@@ -167,7 +167,7 @@ pub(crate) fn run(g: &Global, a: &ServeArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let handle = server::start(cfg, AnalyzerSource::Load(analyzer), true).map_err(|e| match e {
-        ServerError::Config(_) => config_err(e),
+        ServerError::Config(_) | ServerError::Bind { .. } => config_err(e),
         other => anyhow::Error::new(other),
     })?;
     eprintln!("faceprint serving on http://{} (SIGTERM or Ctrl-C stops it gracefully)", handle.addr());
