@@ -16,16 +16,15 @@
 //!
 //!   A missed neighbour can only cost recall (a merge not proposed), never precision.
 //!
-//! # Why the inverted lists are still the default
-//! The project's rule is that ANN structures come from a well-kept library, so the HNSW index was
-//! measured as the replacement (BENCHMARKS.md "Clustering"). On 100,000 synthetic faces it needs
-//! ef_construction 96 to match the inverted lists' recall (pairwise recall 0.9952 against
-//! 0.9953; at 48 it drops to 0.963), and then takes 188 CPU seconds against the inverted lists'
-//! 9, most of them in the index build, which is serial (concurrent usearch inserts lose recall,
-//! see `VectorIndex::add_batch`): an estimated 2.5 minutes on 2 idle cores, over the 2-minute
-//! target. The switch is one line
-//! ([`ClusterParams::approximate`](super::ClusterParams::approximate)), for when the index can
-//! insert in parallel.
+//! # Which path
+//! The exact graph, computed with a library GEMM, is used up to [`EXACT_BELOW`] (150,000) faces:
+//! measured 94 s for the whole clustering of 100,000 faces on 2 idle cores, with pairwise recall
+//! 1.0000 where the inverted lists gave 0.9953. Above it, the project's HNSW index (a library),
+//! since ANN structures come from a library; its build is serial (concurrent usearch inserts
+//! strand nodes, `VectorIndex::add_batch`), so very large collections are slow (188 CPU s for
+//! the graph of 100,000 faces). The inverted lists remain selectable
+//! ([`ClusterParams::approximate`](super::ClusterParams::approximate)) as the measured
+//! alternative; they are not used unless asked for.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -47,11 +46,13 @@ pub struct Edge {
     pub similarity: f32,
 }
 
-/// Below this many faces the graph is exact. The exact path's time grows with n²: on the 2-core
-/// machine about 3 s at 10,000 faces and 21 s at 20,000, where the HNSW index takes about as long
-/// at 10,000 and grows with n·log n (BENCHMARKS.md "Clustering"); LFW's 7,701 photos stay on the
-/// exact path.
-pub const EXACT_BELOW: usize = 10_000;
+/// Below this many faces the graph is exact (blocked matrix products, `matrixmultiply`). Its time
+/// grows with n²: measured 94 s wall (186 CPU s) for the whole clustering of 100,000 synthetic
+/// faces on the idle 2-core machine, pairwise precision and recall 1.0000 (BENCHMARKS.md
+/// "Clustering", `cargo bench --bench cluster -- --exact 100000`), inside the 2-minute target;
+/// 150,000 would take about 2.25× that. Above it, the library HNSW index
+/// ([`ApproximateGraph::default`]).
+pub const EXACT_BELOW: usize = 150_000;
 
 /// Lists probed per face on the inverted-list path: 12 of √n lists. On the synthetic benchmark
 /// at 20,000 faces this costs 0.07 points of pairwise recall against the exact graph and no
@@ -102,8 +103,10 @@ pub enum ApproximateGraph {
 }
 
 impl Default for ApproximateGraph {
+    /// The library HNSW index with [`graph_index_params`]: ANN structures come from a library.
+    /// The inverted lists are kept only as a measured alternative (BENCHMARKS.md "Clustering").
     fn default() -> Self {
-        ApproximateGraph::InvertedLists { probes: IVF_PROBES }
+        ApproximateGraph::Index(graph_index_params())
     }
 }
 
