@@ -388,6 +388,25 @@ impl ScrfdDetector {
     }
 }
 
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes in continuous pixel coordinates (no
+/// `+1`), in [0, 1]: 0 when the union is empty, except 1 for two identical empty boxes. Used to
+/// match the same face across runs and enrollments (gallery duplicates, clustering labels across
+/// re-detection); [`iou`] is the detector's own NMS measure.
+pub fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 {
+        inter / union
+    } else if a == b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
 /// Intersection over union of two `[x1, y1, x2, y2]` boxes with insightface's `+1` pixel
 /// convention (a box from x1 to x2 covers `x2 − x1 + 1` pixels). In [0, 1].
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {

@@ -29,7 +29,7 @@ use crate::gallery::{FaceRecord, Gallery};
 /// Two faces of one source image whose boxes overlap at least this much (intersection over union)
 /// are one face enrolled twice. 0.5 is the usual detection-matching criterion (PASCAL VOC), and the
 /// one the collection store uses to match re-detected faces.
-pub const SAME_FACE_IOU: f32 = 0.5;
+pub const SAME_FACE_IOU: f32 = crate::gallery::DUPLICATE_FACE_IOU;
 
 /// One enrolled face, as the clustering reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -160,19 +160,6 @@ pub struct GalleryClustering {
     pub agreement: ClusterMetrics,
 }
 
-fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
 /// Clusters the enrolled faces of `gallery` with `params` and compares the people with the
 /// identities (see the module docs). `params.threshold` is on the similarity scale of the
 /// gallery's model (for a default, [`super::threshold_for_model`] of that model's calibration).
@@ -218,7 +205,7 @@ fn audit(stored: &[(FaceRecord, Vec<f32>)], names: &HashMap<i64, String>, params
                 continue;
             }
             for &j in &idx[a + 1..] {
-                if stand_in[j] == j && iou(stored[i].0.bbox, stored[j].0.bbox) >= SAME_FACE_IOU {
+                if stand_in[j] == j && crate::detect::box_iou(&stored[i].0.bbox, &stored[j].0.bbox) >= SAME_FACE_IOU {
                     stand_in[j] = i;
                     copies.entry(i).or_default().push(j);
                 }

@@ -134,19 +134,6 @@ pub struct Collection {
     path: String,
 }
 
-fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
 fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -302,7 +289,7 @@ impl Collection {
             let mut cand: Vec<(f32, usize, usize)> = Vec::new();
             for (i, (_, ob)) in olds.iter().enumerate() {
                 for (j, f) in news.iter().enumerate() {
-                    let v = iou(*ob, f.detection.bbox);
+                    let v = crate::detect::box_iou(ob, &f.detection.bbox);
                     if v >= REDETECT_MIN_IOU {
                         cand.push((v, i, j));
                     }

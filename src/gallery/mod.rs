@@ -1149,13 +1149,13 @@ impl Gallery {
                 let mut added: Vec<(&str, [f32; 4], i64)> = Vec::new();
                 for (f, crop) in faces.iter().zip(&crops) {
                     if !f.image_sha256.is_empty() {
-                        let earlier = added.iter().find(|(sha, b, _)| *sha == f.image_sha256 && iou(b, &f.bbox) >= DUPLICATE_FACE_IOU);
+                        let earlier = added.iter().find(|(sha, b, _)| *sha == f.image_sha256 && crate::detect::box_iou(b, &f.bbox) >= DUPLICATE_FACE_IOU);
                         if let Some((_, _, face_id)) = earlier {
                             outcomes.push(FaceOutcome::AlreadyEnrolled { face_id: *face_id });
                             continue;
                         }
                         let enrolled = store::faces_from_source(tx, path, &f.image_sha256)?;
-                        if let Some(e) = enrolled.into_iter().find(|e| iou(&e.bbox, &f.bbox) >= DUPLICATE_FACE_IOU) {
+                        if let Some(e) = enrolled.into_iter().find(|e| crate::detect::box_iou(&e.bbox, &f.bbox) >= DUPLICATE_FACE_IOU) {
                             outcomes.push(if Some(e.identity) == identity {
                                 FaceOutcome::AlreadyEnrolled { face_id: e.face }
                             } else {
@@ -1790,22 +1790,6 @@ pub struct ImagesEnrollment {
     pub created: bool,
     /// Per photo, in input order: the enrolled face, or why the photo was not enrolled.
     pub results: Vec<(PathBuf, crate::Result<EnrolledFace>)>,
-}
-
-/// Intersection over union of two boxes `[x1, y1, x2, y2]` (0 when either is empty).
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union > 0.0 {
-        inter / union
-    } else if a == b {
-        1.0
-    } else {
-        0.0
-    }
 }
 
 /// A face enrolled from a photo.
