@@ -6,15 +6,14 @@
 //! `cargo bench --bench cluster` (sizes 10,000 and 100,000), or
 //! `cargo bench --bench cluster -- 20000` for other sizes; `-- --exact 20000` forces the exact
 //! neighbour graph at any size (to measure what the approximate graph costs in recall); `-- --big 2000`
-//! puts a tenth of the faces into identities of 2,000 faces each; `-- --hnsw` builds the
-//! approximate graph with the HNSW index instead of the inverted lists (`--m 16 --efc 96 --efs 32`
-//! override its parameters). `-- --graphs --m 8,16 --efc 24,48 --efs 33,64 20000` builds the
-//! neighbour graph alone, with the inverted lists and through the index for each combination, and
-//! reports wall and CPU times and the recall of the exact graph's edges.
+//! puts a tenth of the faces into identities of 2,000 faces each; `--m 16 --efc 96 --efs 32`
+//! override the parameters of the approximate graph's HNSW index, and `-- --approximate 20000`
+//! uses it at any size (below the exact path's limit too). `-- --graphs --m 8,16 --efc 24,48
+//! --efs 33,64 20000` builds the neighbour graph alone through the index for each combination,
+//! and reports wall and CPU times and the recall of the exact graph's edges.
 
 use std::time::Instant;
 
-use faceprint::cluster::knn::ApproximateGraph;
 use faceprint::cluster::{cluster, evaluate, ClusterParams, FaceInput};
 
 struct Rng(u64);
@@ -76,8 +75,8 @@ fn main() {
     let big = args.iter().position(|a| a == "--big").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0usize);
     let sizes = if sizes.is_empty() { vec![10_000, 100_000] } else { sizes };
     let mut params = ClusterParams { exact_below: if exact { usize::MAX } else { ClusterParams::default().exact_below }, ..Default::default() };
-    // `--hnsw`: the approximate graph from the HNSW index; `--m`, `--efc`, `--efs` (first value)
-    // override its parameters.
+    // `--m`, `--efc`, `--efs` (first value) override the approximate graph's index parameters;
+    // `--approximate` uses that graph at every size.
     let mut index = faceprint::cluster::knn::graph_index_params();
     if let Some(&m) = list(&args, "--m", &[]).first() {
         index.connectivity = m;
@@ -88,14 +87,15 @@ fn main() {
     if let Some(&e) = list(&args, "--efs", &[]).first() {
         index.ef_search = e;
     }
-    if args.iter().any(|a| a == "--hnsw") {
-        params.approximate = ApproximateGraph::Index(index);
+    if args.iter().any(|a| a == "--approximate") {
+        params.exact_below = 0;
     }
-    let graph = match &params.approximate {
-        _ if exact => "exact at every size".to_string(),
-        ApproximateGraph::InvertedLists { probes } => format!("exact below {} faces, inverted lists above ({probes} probes)", params.exact_below),
-        ApproximateGraph::Index(p) => format!("exact below {} faces, HNSW index above (M {}, ef_construction {}, ef_search {})", params.exact_below, p.connectivity, p.ef_construction, p.ef_search),
+    let graph = if exact {
+        "exact at every size".to_string()
+    } else {
+        format!("exact below {} faces, HNSW index above (M {}, ef_construction {}, ef_search {})", params.exact_below, index.connectivity, index.ef_construction, index.ef_search)
     };
+    params.graph_index = index;
     println!("neighbour graph: {graph}");
     println!("clustering synthetic faces (512-d, default parameters: threshold {}, {} neighbours, min {} faces)", params.threshold, params.neighbours, params.min_faces);
     println!("{:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10} {:>6}", "faces", "seconds", "CPU s", "clusters", "pair P", "pair R", "unassigned", "load");
@@ -158,11 +158,6 @@ fn graphs(args: &[String], sizes: &[usize], big: usize, k: usize, floor: f32) {
             .collect();
         let wanted: usize = truth.iter().map(Vec::len).sum();
         let recall = |row_of: &dyn Fn(usize) -> Vec<u64>| -> usize { sample.iter().enumerate().map(|(s, &i)| { let row = row_of(i); truth[s].iter().filter(|&&j| row.contains(&(j as u64))).count() }).sum() };
-        let (t, c0) = (Instant::now(), cpu_seconds());
-        let g = faceprint::cluster::knn::neighbours_ivf(&vecs, 512, k, floor, 2, faceprint::cluster::knn::IVF_PROBES);
-        let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
-        let found = recall(&|i| g[i].iter().map(|e| e.to as u64).collect());
-        println!("graph {n} faces, inverted lists ({} probes): {secs:.2} s ({cpu:.1} CPU s); edge recall {:.4} ({found}/{wanted}); load {}", faceprint::cluster::knn::IVF_PROBES, found as f64 / wanted.max(1) as f64, load());
         for m in list(args, "--m", &[16]) {
             for efc in list(args, "--efc", &[128]) {
                 let params = IndexParams { connectivity: m, ef_construction: efc, storage, ..Default::default() };

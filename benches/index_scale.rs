@@ -41,6 +41,7 @@ const SIGMA: f32 = 0.8;
 enum Data {
     Uniform,
     Faces,
+    LfwLike,
 }
 
 impl Data {
@@ -48,8 +49,30 @@ impl Data {
         match self {
             Data::Uniform => "uniform",
             Data::Faces => "faces",
+            Data::LfwLike => "lfw-like",
         }
     }
+}
+
+/// Gaussian model of real embeddings, fitted on LFW (see [`fit_lfw`]): an identity centre is
+/// `mean + z·between`, a sample `normalize(centre + z'·within)`, z, z' ~ N(0, I₅₁₂) as rows.
+struct Fitted {
+    mean: Vec<f32>,
+    /// Transposed square root of the between-identity covariance, [512, 512].
+    between: ndarray::Array2<f32>,
+    /// Transposed square root of the within-identity covariance, [512, 512].
+    within: ndarray::Array2<f32>,
+}
+
+/// Real photos differ in quality, so their distance to the identity's centre varies: each
+/// sample's within-identity part is scaled by a, a² ~ Gamma(k, 1/k) (mean 1, so Σw is kept).
+/// k = 2 brings the model's same-identity cosine spread near LFW's (printed by [`fit_lfw`]).
+const WITHIN_SHAPE: f32 = 2.0;
+
+static FIT: std::sync::OnceLock<Fitted> = std::sync::OnceLock::new();
+
+fn fitted() -> &'static Fitted {
+    FIT.get().expect("the LFW model is fitted before any lfw-like vector is generated")
 }
 
 fn normalize(v: &mut [f32]) {
@@ -77,11 +100,15 @@ fn chunk(data: Data, seed: u64, index: usize, n: usize) -> Vec<f32> {
     let start = index * CHUNK;
     let len = CHUNK.min(n - start);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(index as u64 * 7919));
+    if data == Data::LfwLike {
+        let ids: Vec<usize> = (start..start + len).map(|i| i / PER_IDENTITY).collect();
+        return lfw_like(seed, &ids, &mut rng);
+    }
     let mut out = vec![0f32; len * DIM];
     let mut centre: Option<(usize, Vec<f32>)> = None;
     for (j, v) in out.chunks_exact_mut(DIM).enumerate() {
         match data {
-            Data::Uniform => gaussian(&mut rng, v, 1.0),
+            Data::Uniform | Data::LfwLike => gaussian(&mut rng, v, 1.0),
             Data::Faces => {
                 let id = (start + j) / PER_IDENTITY;
                 if centre.as_ref().map(|c| c.0) != Some(id) {
@@ -100,10 +127,14 @@ fn chunk(data: Data, seed: u64, index: usize, n: usize) -> Vec<f32> {
 
 fn queries(data: Data, seed: u64, count: usize, n: usize) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5151_5151);
+    if data == Data::LfwLike {
+        let ids: Vec<usize> = (0..count).map(|_| rng.random_range(0..n.div_ceil(PER_IDENTITY))).collect();
+        return lfw_like(seed, &ids, &mut rng);
+    }
     let mut out = vec![0f32; count * DIM];
     for v in out.chunks_exact_mut(DIM) {
         match data {
-            Data::Uniform => gaussian(&mut rng, v, 1.0),
+            Data::Uniform | Data::LfwLike => gaussian(&mut rng, v, 1.0),
             Data::Faces => {
                 let ids = n.div_ceil(PER_IDENTITY);
                 let c = identity_centre(seed, rng.random_range(0..ids));
@@ -114,6 +145,239 @@ fn queries(data: Data, seed: u64, count: usize, n: usize) -> Vec<f32> {
         normalize(v);
     }
     out
+}
+
+/// Samples of the LFW-fitted model, one row per entry of `ids` (identity numbers): the centre of
+/// identity `id` is seeded by `id` alone, so every sample of one identity shares it, in the
+/// stored set and in the probes; the within-identity part comes from `rng`.
+fn lfw_like(seed: u64, ids: &[usize], rng: &mut impl Rng) -> Vec<f32> {
+    let f = fitted();
+    let mut zc = ndarray::Array2::<f32>::zeros((ids.len(), DIM));
+    let mut last: Option<(usize, usize)> = None;
+    for (r, &id) in ids.iter().enumerate() {
+        match last {
+            Some((prev, row)) if prev == id => {
+                let copy = zc.row(row).to_owned();
+                zc.row_mut(r).assign(&copy);
+            }
+            _ => {
+                let mut crng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1F1F_2E2E ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                for x in zc.row_mut(r).iter_mut() {
+                    *x = crng.sample(StandardNormal);
+                }
+                last = Some((id, r));
+            }
+        }
+    }
+    let mut zw = ndarray::Array2::<f32>::zeros((ids.len(), DIM));
+    let scale = rand_distr::Gamma::new(WITHIN_SHAPE, 1.0 / WITHIN_SHAPE).expect("gamma");
+    for mut row in zw.rows_mut() {
+        let a = rng.sample(scale).sqrt();
+        row.iter_mut().for_each(|x| *x = a * rng.sample::<f32, _>(StandardNormal));
+    }
+    let mut out = zc.dot(&f.between) + zw.dot(&f.within);
+    for mut row in out.rows_mut() {
+        row.iter_mut().zip(&f.mean).for_each(|(x, m)| *x += m);
+        normalize(row.as_slice_mut().expect("standard layout"));
+    }
+    out.into_raw_vec_and_offset().0
+}
+
+/// Eigen-decomposition of a symmetric n×n matrix (row-major, f64) by cyclic Jacobi rotations:
+/// (eigenvalues, eigenvectors as the columns of an n×n row-major matrix).
+fn symmetric_eigen(mut a: Vec<f64>, n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut v = vec![0f64; n * n];
+    (0..n).for_each(|i| v[i * n + i] = 1.0);
+    for _sweep in 0..50 {
+        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j] * a[i * n + j]).sum();
+        let diag: f64 = (0..n).map(|i| a[i * n + i] * a[i * n + i]).sum();
+        if off <= 1e-22 * diag {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    ((0..n).map(|i| a[i * n + i]).collect(), v)
+}
+
+/// Transposed square root of a covariance (negative eigenvalues, from estimation noise, set to
+/// 0), so that rows z·R with z ~ N(0, I) have that covariance; also its eigenvalues, descending.
+fn covariance_root(cov: Vec<f64>) -> (ndarray::Array2<f32>, Vec<f64>) {
+    let (vals, vecs) = symmetric_eigen(cov, DIM);
+    let mut r = ndarray::Array2::<f32>::zeros((DIM, DIM));
+    for k in 0..DIM {
+        let s = vals[k].max(0.0).sqrt();
+        for i in 0..DIM {
+            r[[k, i]] = (vecs[i * DIM + k] * s) as f32;
+        }
+    }
+    let mut sorted = vals;
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    (r, sorted)
+}
+
+/// Cosine statistics of same-identity and different-identity pairs: (mean, std) of each.
+fn pair_stats(groups: &[Vec<Vec<f32>>], rng: &mut impl Rng) -> ((f64, f64), (f64, f64)) {
+    let ms = |xs: &[f64]| {
+        let m = xs.iter().sum::<f64>() / xs.len() as f64;
+        (m, (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64).sqrt())
+    };
+    let mut genuine = Vec::new();
+    for g in groups {
+        for i in 0..g.len() {
+            for j in i + 1..g.len() {
+                genuine.push(faceprint::compare::dot(&g[i], &g[j]) as f64);
+            }
+        }
+    }
+    let mut impostor = Vec::new();
+    while impostor.len() < 100_000 {
+        let (a, b) = (rng.random_range(0..groups.len()), rng.random_range(0..groups.len()));
+        if a != b {
+            impostor.push(faceprint::compare::dot(&groups[a][0], &groups[b][0]) as f64);
+        }
+    }
+    (ms(&genuine), ms(&impostor))
+}
+
+/// Fits the `lfw-like` model on the embeddings of the LFW photos under `root` (one folder per
+/// identity; the default pipeline, through the embedding cache): the mean embedding, the
+/// pooled within-identity covariance Σw (identities with ≥ 2 photos, residuals scaled by
+/// √(n/(n−1))) and the between-identity covariance Σb = cov(identity means) − mean(1/n)·Σw.
+/// Prints the fit and the same-/different-identity cosine statistics of LFW and of the model.
+fn fit_lfw(root: &std::path::Path) {
+    use faceprint::pipeline::{AnalyzerConfig, FaceAnalyzer};
+    let t = Instant::now();
+    let data = faceprint::models::data_dir(None);
+    let analyzer = FaceAnalyzer::load(AnalyzerConfig {
+        workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cache: Some(faceprint::cache::EmbeddingCache::default_path(&data)),
+        ..Default::default()
+    })
+    .expect("the default models (faceprint models install)");
+    let mut dirs: Vec<_> = std::fs::read_dir(root)
+        .unwrap_or_else(|e| panic!("{}: {e} (--lfw DIR: LFW's folder of identity folders)", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    let mut images: Vec<(usize, std::path::PathBuf)> = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let mut files: Vec<_> = std::fs::read_dir(d).expect("identity folder").filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        images.extend(files.into_iter().map(|f| (i, f)));
+    }
+    let paths: Vec<_> = images.iter().map(|i| i.1.clone()).collect();
+    let (outcomes, _) = faceprint::eval::embed_pair_images(&analyzer, &paths, None, |_, _| {});
+    let mut groups: Vec<Vec<Vec<f32>>> = vec![Vec::new(); dirs.len()];
+    for (i, p) in &images {
+        if let Some(e) = outcomes.get(p).and_then(|o| o.embedding.clone()) {
+            groups[*i].push(e);
+        }
+    }
+    groups.retain(|g| !g.is_empty());
+    let all: Vec<&Vec<f32>> = groups.iter().flatten().collect();
+    let mut mean = vec![0f64; DIM];
+    all.iter().for_each(|e| e.iter().zip(&mut mean).for_each(|(x, m)| *m += *x as f64 / all.len() as f64));
+    let multi: Vec<&Vec<Vec<f32>>> = groups.iter().filter(|g| g.len() >= 2).collect();
+    let mut within = vec![0f64; DIM * DIM];
+    let mut residuals = 0usize;
+    let mut means: Vec<Vec<f64>> = Vec::new();
+    let mut inv_n = 0f64;
+    for g in &multi {
+        let n = g.len() as f64;
+        let mut m = vec![0f64; DIM];
+        g.iter().for_each(|e| e.iter().zip(&mut m).for_each(|(x, m)| *m += *x as f64 / n));
+        for e in g.iter() {
+            let r: Vec<f64> = e.iter().zip(&m).map(|(x, m)| (*x as f64 - m) * (n / (n - 1.0)).sqrt()).collect();
+            for i in 0..DIM {
+                for j in 0..DIM {
+                    within[i * DIM + j] += r[i] * r[j];
+                }
+            }
+            residuals += 1;
+        }
+        inv_n += 1.0 / n;
+        means.push(m);
+    }
+    within.iter_mut().for_each(|x| *x /= residuals as f64);
+    inv_n /= multi.len() as f64;
+    let mut mm = vec![0f64; DIM];
+    means.iter().for_each(|m| m.iter().zip(&mut mm).for_each(|(x, s)| *s += x / means.len() as f64));
+    let mut between = vec![0f64; DIM * DIM];
+    for m in &means {
+        let d: Vec<f64> = m.iter().zip(&mm).map(|(x, s)| x - s).collect();
+        for i in 0..DIM {
+            for j in 0..DIM {
+                between[i * DIM + j] += d[i] * d[j] / (means.len() as f64 - 1.0);
+            }
+        }
+    }
+    between.iter_mut().zip(&within).for_each(|(b, w)| *b -= inv_n * w);
+    let (w_root, w_vals) = covariance_root(within);
+    let (b_root, b_vals) = covariance_root(between);
+    let share = |v: &[f64], k: usize| v.iter().take(k).map(|x| x.max(0.0)).sum::<f64>() / v.iter().map(|x| x.max(0.0)).sum::<f64>();
+    let participation = |v: &[f64]| {
+        let p: Vec<f64> = v.iter().map(|x| x.max(0.0)).collect();
+        p.iter().sum::<f64>().powi(2) / p.iter().map(|x| x * x).sum::<f64>()
+    };
+    println!(
+        "lfw-like model fitted on {} embeddings of {} identities ({} with ≥ 2 photos) from {} in {:.1} s: |mean| {:.3}, trace Σb {:.3}, Σw {:.3}",
+        all.len(),
+        groups.len(),
+        multi.len(),
+        root.display(),
+        t.elapsed().as_secs_f64(),
+        mean.iter().map(|x| x * x).sum::<f64>().sqrt(),
+        b_vals.iter().map(|x| x.max(0.0)).sum::<f64>(),
+        w_vals.iter().map(|x| x.max(0.0)).sum::<f64>(),
+    );
+    println!(
+        "  variance in the top 10 / 50 / 100 directions: between {:.2} / {:.2} / {:.2}, within {:.2} / {:.2} / {:.2}; participation ratio (effective dimension) between {:.0}, within {:.0}",
+        share(&b_vals, 10),
+        share(&b_vals, 50),
+        share(&b_vals, 100),
+        share(&w_vals, 10),
+        share(&w_vals, 50),
+        share(&w_vals, 100),
+        participation(&b_vals),
+        participation(&w_vals)
+    );
+    FIT.set(Fitted { mean: mean.iter().map(|x| *x as f32).collect(), between: b_root, within: w_root }).ok().expect("fitted once");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let ((gm, gs), (im, is)) = pair_stats(&groups, &mut rng);
+    println!("  LFW cosine: same identity {gm:.3} ± {gs:.3}, different identities {im:.3} ± {is:.3}");
+    let ids: Vec<usize> = (0..20_000).map(|i| 1_000_000_000 + i / 4).collect();
+    let synth = lfw_like(99, &ids, &mut rng);
+    let sgroups: Vec<Vec<Vec<f32>>> = synth.chunks_exact(4 * DIM).map(|g| g.chunks_exact(DIM).map(|v| v.to_vec()).collect()).collect();
+    let ((gm, gs), (im, is)) = pair_stats(&sgroups, &mut rng);
+    println!("  model cosine: same identity {gm:.3} ± {gs:.3}, different identities {im:.3} ± {is:.3}");
 }
 
 fn proc_status(field: &str) -> String {
@@ -189,6 +453,7 @@ struct Args {
     seed: u64,
     save: Option<std::path::PathBuf>,
     load: Option<std::path::PathBuf>,
+    lfw: std::path::PathBuf,
 }
 
 fn parse() -> Result<Args, String> {
@@ -207,6 +472,7 @@ fn parse() -> Result<Args, String> {
         seed: 42,
         save: None,
         load: None,
+        lfw: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw/lfw_funneled"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -218,8 +484,9 @@ fn parse() -> Result<Args, String> {
                 a.data = match val()?.as_str() {
                     "uniform" => vec![Data::Uniform],
                     "faces" => vec![Data::Faces],
+                    "lfw-like" => vec![Data::LfwLike],
                     "both" => vec![Data::Uniform, Data::Faces],
-                    o => return Err(format!("--data {o}: expected uniform, faces or both")),
+                    o => return Err(format!("--data {o}: expected uniform, faces, lfw-like or both")),
                 }
             }
             "--storage" => {
@@ -240,6 +507,7 @@ fn parse() -> Result<Args, String> {
             "--serial" => a.serial = true,
             "--save" => a.save = Some(val()?.into()),
             "--load" => a.load = Some(val()?.into()),
+            "--lfw" => a.lfw = val()?.into(),
             "--bench" => {} // passed by `cargo bench`
             o => return Err(format!("unknown argument {o}")),
         }
@@ -435,6 +703,9 @@ fn main() {
     if a.crossover {
         crossover(&a);
         return;
+    }
+    if a.data.contains(&Data::LfwLike) {
+        fit_lfw(&a.lfw);
     }
     for &d in &a.data {
         run(&a, d);

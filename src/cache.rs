@@ -57,7 +57,9 @@ pub struct EmbeddingCache {
     path: PathBuf,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version of the stored analysis. 2: [`AnalyzedImage::truncated`] added (entries of version 1
+/// cannot say whether their photo was complete, so they are analysed again).
+const SCHEMA_VERSION: i64 = 2;
 
 impl EmbeddingCache {
     /// The default cache file under the data directory.

@@ -248,6 +248,12 @@ fn labels_survive_reruns() {
     let a = person_of(&r, "/photos/p1_0.jpg").unwrap();
     let b = person_of(&r, "/photos/p2_0.jpg").unwrap();
     c.name_person(a, "Ann").unwrap();
+    // One name, one person: naming the other group "Ann" too is refused (it says to merge).
+    match c.name_person(b, " Ann ") {
+        Err(ClusterError::InvalidParameter { message, .. }) => assert!(message.contains("already named") && message.contains("merge"), "{message}"),
+        other => panic!("a second person named Ann: {other:?}"),
+    }
+    c.name_person(a, "Ann").unwrap();
     // Merge: the user says both groups are one person; it stays so.
     c.merge_people(a, b).unwrap();
     let r = c.recluster(&params()).unwrap();

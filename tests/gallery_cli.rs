@@ -243,6 +243,9 @@ fn index_labels_csv_reports_bad_rows_and_enrolls_the_rest() {
     assert_eq!(o.status.code(), Some(3), "{}", err(&o));
     let summary = json_lines(&o).pop().unwrap();
     assert_eq!(summary["enrolled"], 1, "{summary}");
+    // Three rows: one enrolled, two bad ones counted as files and failures.
+    assert_eq!((summary["files"].as_u64(), summary["failed"].as_u64()), (Some(3), Some(2)), "{summary}");
+    assert_eq!((summary["identities"].as_u64(), summary["faces"].as_u64()), (Some(1), Some(1)), "{summary}");
     let lines: Vec<u64> = summary["bad_rows"].as_array().unwrap().iter().map(|b| b["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, vec![3, 4], "{summary}");
     let e = err(&o);

@@ -5,26 +5,20 @@
 //! - **exact** (below [`EXACT_BELOW`] faces): every pair is scored by a blocked matrix product
 //!   (`ndarray`'s `general_mat_mul`, i.e. the `matrixmultiply` kernels), rows split over
 //!   threads; `n² · d` multiply-adds (n faces, d = 512);
-//! - **approximate** (from [`EXACT_BELOW`] faces on), one of [`ApproximateGraph`]:
-//!   - *inverted lists* (IVF, Jégou et al. 2011, as in FAISS `IndexIVFFlat`), the default:
-//!     spherical k-means splits the faces into `√n` lists; each face is compared exactly with the
-//!     members of its [`IVF_PROBES`] nearest lists. `n² · d · probes / √n` multiply-adds: for
-//!     100,000 faces about 40× less than exact, on every core;
-//!   - *the project's nearest-neighbour index* ([`crate::index::VectorIndex`], HNSW from the
-//!     `usearch` library): built over the faces, then searched for each face's k nearest
-//!     ([`neighbours_index`], [`graph_index_params`]).
+//! - **approximate** (from [`EXACT_BELOW`] faces on): the project's nearest-neighbour index
+//!   ([`crate::index::VectorIndex`], HNSW from the `usearch` library), built over the faces,
+//!   then searched for each face's k nearest ([`neighbours_index`], [`graph_index_params`]).
 //!
 //!   A missed neighbour can only cost recall (a merge not proposed), never precision.
 //!
 //! # Which path
 //! The exact graph, computed with a library GEMM, is used up to [`EXACT_BELOW`] (150,000) faces:
-//! measured 94 s for the whole clustering of 100,000 faces on 2 idle cores, with pairwise recall
-//! 1.0000 where the inverted lists gave 0.9953. Above it, the project's HNSW index (a library),
-//! since ANN structures come from a library; its build is serial (concurrent usearch inserts
-//! strand nodes, `VectorIndex::add_batch`), so very large collections are slow (188 CPU s for
-//! the graph of 100,000 faces). The inverted lists remain selectable
-//! ([`ClusterParams::approximate`](super::ClusterParams::approximate)) as the measured
-//! alternative; they are not used unless asked for.
+//! measured 94 s for the whole clustering of 100,000 faces on 2 idle cores, pairwise recall
+//! 1.0000. Above it, the HNSW index (ANN structures come from a library); its build is serial
+//! (concurrent usearch inserts strand nodes, `VectorIndex::add_batch`), so very large
+//! collections are slow (188 CPU s for the graph of 100,000 faces). An inverted-list graph of
+//! our own (IVF, 13.5 s and recall 0.9953 at 100,000) was measured and removed: BENCHMARKS.md
+//! "Clustering".
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -54,11 +48,6 @@ pub struct Edge {
 /// ([`ApproximateGraph::default`]).
 pub const EXACT_BELOW: usize = 150_000;
 
-/// Lists probed per face on the inverted-list path: 12 of √n lists. On the synthetic benchmark
-/// at 20,000 faces this costs 0.07 points of pairwise recall against the exact graph and no
-/// precision (BENCHMARKS.md "Clustering").
-pub const IVF_PROBES: usize = 12;
-
 /// HNSW links per node (M) for a graph built by the index: the index default, 16. At 20,000
 /// synthetic faces M = 8 or 12 lost up to 10 points of edge recall for little time
 /// (BENCHMARKS.md "Clustering").
@@ -66,8 +55,7 @@ pub const GRAPH_CONNECTIVITY: usize = 16;
 
 /// HNSW ef_construction for a graph built by the index: 96. The graph's recall depends mostly on
 /// it: at 20,000 synthetic faces the edge recall was 0.85 at 24, 0.994 at 48 and 0.9995 at 96;
-/// at 100,000, 48 gave pairwise recall 0.963 and 96 gave 0.9952, the inverted lists' level
-/// (BENCHMARKS.md "Clustering"). The index default (128) is chosen for 1:N searches.
+/// at 100,000, 48 gave pairwise recall 0.963 and 96 gave 0.9952 (BENCHMARKS.md "Clustering"). The index default (128) is chosen for 1:N searches.
 pub const GRAPH_EF_CONSTRUCTION: usize = 96;
 
 /// HNSW ef_search for a graph built by the index: 32 (usearch raises it to the k + 1 candidates
@@ -88,46 +76,21 @@ pub fn graph_index_params() -> crate::index::IndexParams {
     }
 }
 
-/// How the neighbour graph is built from [`ClusterParams::exact_below`](super::ClusterParams::exact_below) faces on.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub enum ApproximateGraph {
-    /// Inverted lists ([`neighbours_ivf`]), probing this many of the √n lists per face (≥ 1).
-    /// The default, with [`IVF_PROBES`].
-    InvertedLists {
-        /// Lists probed per face.
-        probes: usize,
-    },
-    /// The project's HNSW index with these parameters ([`neighbours_index`]; its `exact_below`
-    /// is not used). [`graph_index_params`] are the measured ones.
-    Index(crate::index::IndexParams),
-}
-
-impl Default for ApproximateGraph {
-    /// The library HNSW index with [`graph_index_params`]: ANN structures come from a library.
-    /// The inverted lists are kept only as a measured alternative (BENCHMARKS.md "Clustering").
-    fn default() -> Self {
-        ApproximateGraph::Index(graph_index_params())
-    }
-}
-
 /// For each of the `n = vectors.len() / dim` unit vectors (row-major `[n, dim]`), its at most `k`
 /// most similar other vectors with similarity ≥ `floor`, best first (ties by index). Exact below
-/// `exact_below` vectors, on `threads` threads (≥ 1); from there on as `approximate` says (the
-/// inverted lists on `threads` threads, the index on every core).
+/// `exact_below` vectors, on `threads` threads (≥ 1); from there on through the HNSW index with
+/// `index` parameters ([`neighbours_index`], on every core).
 ///
 /// The caller checks shapes: `vectors.len()` must be a multiple of `dim` and `dim > 0`.
 ///
 /// # Errors
-/// [`crate::index::IndexError`] from the index ([`ApproximateGraph::Index`] only).
-pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, exact_below: usize, approximate: &ApproximateGraph) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
+/// [`crate::index::IndexError`] from the index (approximate path only).
+pub fn neighbours(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, exact_below: usize, index: &crate::index::IndexParams) -> Result<Vec<Vec<Edge>>, crate::index::IndexError> {
     let n = vectors.len().checked_div(dim).unwrap_or(0);
     if n < exact_below {
         return Ok(neighbours_exact(vectors, dim, k, floor, threads));
     }
-    match approximate {
-        ApproximateGraph::InvertedLists { probes } => Ok(neighbours_ivf(vectors, dim, k, floor, threads, *probes)),
-        ApproximateGraph::Index(p) => neighbours_index(vectors, dim, k, floor, p),
-    }
+    neighbours_index(vectors, dim, k, floor, index)
 }
 
 /// The exact path of [`neighbours`], whatever the size.
@@ -221,155 +184,6 @@ pub fn neighbours_index(vectors: &[f32], dim: usize, k: usize, floor: f32, param
     Ok(out)
 }
 
-/// `a · bᵀ` for row-major `a` `[m, d]` and `b` `[p, d]`, into `out` `[m, p]`.
-fn product(a: &[f32], b: &[f32], d: usize, out: &mut Vec<f32>) {
-    let (m, p) = (a.len() / d, b.len() / d);
-    out.clear();
-    out.resize(m * p, 0.0);
-    let (Ok(av), Ok(bv)) = (ArrayView2::from_shape((m, d), a), ArrayView2::from_shape((p, d), b)) else { return };
-    let Ok(mut ov) = ndarray::ArrayViewMut2::from_shape((m, p), &mut out[..]) else { return };
-    general_mat_mul(1.0, &av, &bv.t(), 0.0, &mut ov);
-}
-
-/// Indices of the `t` largest values of `row`, best first.
-fn top(row: &[f32], t: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..row.len()).collect();
-    let cmp = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
-    let t = t.min(idx.len());
-    if t == 0 {
-        return Vec::new();
-    }
-    if t < idx.len() {
-        idx.select_nth_unstable_by(t - 1, cmp);
-        idx.truncate(t);
-    }
-    idx.sort_by(cmp);
-    idx
-}
-
-/// The inverted-list path of [`neighbours`] ([`ApproximateGraph::InvertedLists`]) with `probes`
-/// lists per query, whatever the size: spherical k-means (8 iterations on an evenly spaced
-/// sample of 40 faces per list) splits the faces into `√n` lists; each face is compared exactly
-/// with the members of its `probes` nearest lists, on `threads` threads (≥ 1).
-pub fn neighbours_ivf(vectors: &[f32], dim: usize, k: usize, floor: f32, threads: usize, probes: usize) -> Vec<Vec<Edge>> {
-    let n = vectors.len().checked_div(dim).unwrap_or(0);
-    if n == 0 || k == 0 {
-        return vec![Vec::new(); n];
-    }
-    let lists = ((n as f64).sqrt().round() as usize).clamp(1, n);
-    let probes = probes.clamp(1, lists);
-    let row = |i: usize| &vectors[i * dim..(i + 1) * dim];
-    // Spherical k-means on an evenly spaced sample (deterministic), 8 iterations.
-    let sample: Vec<usize> = {
-        let m = (lists * 40).min(n);
-        (0..m).map(|j| j * n / m).collect()
-    };
-    let mut centres: Vec<f32> = sample.iter().step_by((sample.len() / lists).max(1)).take(lists).flat_map(|&i| row(i).to_vec()).collect();
-    let lists = centres.len() / dim;
-    let sample_data: Vec<f32> = sample.iter().flat_map(|&i| row(i).to_vec()).collect();
-    let mut scores = Vec::new();
-    for _ in 0..8 {
-        product(&sample_data, &centres, dim, &mut scores);
-        let mut sums = vec![0f32; lists * dim];
-        for (s, sc) in scores.chunks_exact(lists).enumerate() {
-            let best = top(sc, 1)[0];
-            sums[best * dim..(best + 1) * dim].iter_mut().zip(&sample_data[s * dim..(s + 1) * dim]).for_each(|(a, x)| *a += x);
-        }
-        for (c, sum) in sums.chunks_exact(dim).enumerate() {
-            let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                centres[c * dim..(c + 1) * dim].iter_mut().zip(sum).for_each(|(a, x)| *a = x / norm);
-            }
-        }
-    }
-    // Each vector's nearest list (its home) and its `probes` nearest lists, in chunks over threads.
-    let mut home = vec![0u32; n];
-    let mut probed: Vec<Vec<u32>> = vec![Vec::new(); lists];
-    {
-        let chunk = 4096;
-        let parts: Mutex<Vec<(usize, Vec<Vec<usize>>)>> = Mutex::new(Vec::new());
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..threads.max(1) {
-                s.spawn(|| {
-                    let mut sc = Vec::new();
-                    loop {
-                        let c = next.fetch_add(1, Ordering::Relaxed);
-                        let r0 = c * chunk;
-                        if r0 >= n {
-                            break;
-                        }
-                        let r1 = (r0 + chunk).min(n);
-                        product(&vectors[r0 * dim..r1 * dim], &centres, dim, &mut sc);
-                        let tops: Vec<Vec<usize>> = sc.chunks_exact(lists).map(|r| top(r, probes)).collect();
-                        parts.lock().unwrap_or_else(|e| e.into_inner()).push((r0, tops));
-                    }
-                });
-            }
-        });
-        let mut parts = parts.into_inner().unwrap_or_else(|e| e.into_inner());
-        parts.sort_by_key(|p| p.0);
-        for (r0, tops) in parts {
-            for (i, t) in tops.into_iter().enumerate() {
-                home[r0 + i] = t[0] as u32;
-                for l in t {
-                    probed[l].push((r0 + i) as u32);
-                }
-            }
-        }
-    }
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); lists];
-    for (i, &h) in home.iter().enumerate() {
-        members[h as usize].push(i as u32);
-    }
-    // Per list: its probing queries × its members, exactly.
-    let next = AtomicUsize::new(0);
-    let found: Mutex<Vec<Vec<(u32, Edge)>>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                let (mut q, mut m, mut sc, mut local) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                loop {
-                    let l = next.fetch_add(1, Ordering::Relaxed);
-                    if l >= lists {
-                        break;
-                    }
-                    if members[l].is_empty() || probed[l].is_empty() {
-                        continue;
-                    }
-                    m.clear();
-                    members[l].iter().for_each(|&i| m.extend_from_slice(row(i as usize)));
-                    for qs in probed[l].chunks(ROW_BLOCK) {
-                        q.clear();
-                        qs.iter().for_each(|&i| q.extend_from_slice(row(i as usize)));
-                        product(&q, &m, dim, &mut sc);
-                        for (qi, r) in sc.chunks_exact(members[l].len()).enumerate() {
-                            let me = qs[qi];
-                            for (mi, &sim) in r.iter().enumerate() {
-                                let other = members[l][mi];
-                                if sim >= floor && other != me {
-                                    local.push((me, Edge { to: other, similarity: sim }));
-                                }
-                            }
-                        }
-                    }
-                }
-                found.lock().unwrap_or_else(|e| e.into_inner()).push(local);
-            });
-        }
-    });
-    let mut out: Vec<Vec<Edge>> = vec![Vec::new(); n];
-    for part in found.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        for (me, e) in part {
-            out[me as usize].push(e);
-        }
-    }
-    for f in &mut out {
-        keep_best(f, k);
-    }
-    out
-}
-
 /// Sorts best first (ties by index) and truncates to `k`.
 fn keep_best(f: &mut Vec<Edge>, k: usize) {
     let cmp = |a: &Edge, b: &Edge| b.similarity.total_cmp(&a.similarity).then(a.to.cmp(&b.to));
@@ -409,11 +223,8 @@ mod tests {
                 assert!((x.similarity - y.similarity).abs() < 1e-5, "row {i}: {x:?} vs {y:?}");
             }
         }
-        assert_eq!(neighbours(&v, d, 5, 0.2, 2, 100, &ApproximateGraph::Index(wide)).unwrap(), h);
-        // Inverted lists probing every list are exact too.
-        let lists = (n as f64).sqrt().round() as usize;
-        assert_eq!(neighbours_ivf(&v, d, 5, 0.2, 2, lists), g);
-        assert_eq!(neighbours(&v, d, 5, 0.2, 2, 100, &ApproximateGraph::InvertedLists { probes: lists }).unwrap(), g);
+        assert_eq!(neighbours(&v, d, 5, 0.2, 2, 100, &wide).unwrap(), h);
+        assert_eq!(neighbours(&v, d, 5, 0.2, 2, 1000, &wide).unwrap(), g);
         for i in [0usize, 255, 256, 599] {
             let mut all: Vec<Edge> = (0..n)
                 .filter(|&j| j != i)

@@ -115,10 +115,9 @@ pub struct ClusterParams {
     /// The neighbour graph is exact below this many faces and approximate from there on
     /// ([`knn`]). Default [`knn::EXACT_BELOW`].
     pub exact_below: usize,
-    /// How the approximate graph is built: inverted lists (the default,
-    /// `InvertedLists { probes: 12 }`) or the project's HNSW index
-    /// (`Index(knn::graph_index_params())`); [`knn`] explains the choice.
-    pub approximate: knn::ApproximateGraph,
+    /// HNSW index parameters of the approximate graph (from `exact_below` faces on). Default
+    /// [`knn::graph_index_params`]; [`knn`] explains the choice.
+    pub graph_index: crate::index::IndexParams,
 }
 
 /// Default merge threshold (mean cross-pair cosine similarity). The calibrated pairwise
@@ -153,7 +152,7 @@ impl Default for ClusterParams {
             quality_gate: QualityGate::default(),
             threads: 0,
             exact_below: knn::EXACT_BELOW,
-            approximate: knn::ApproximateGraph::default(),
+            graph_index: knn::graph_index_params(),
         }
     }
 }
@@ -174,8 +173,8 @@ impl ClusterParams {
         if self.min_faces == 0 {
             return bad("min_faces", "must be ≥ 1".into());
         }
-        if self.approximate == (knn::ApproximateGraph::InvertedLists { probes: 0 }) {
-            return bad("approximate", "inverted lists need probes ≥ 1".into());
+        if self.graph_index.connectivity < 2 || self.graph_index.ef_construction == 0 || self.graph_index.ef_search == 0 {
+            return bad("graph_index", "connectivity must be ≥ 2, ef_construction and ef_search ≥ 1".into());
         }
         self.quality_gate.validate().map_err(|e| ClusterError::InvalidParameter { name: "quality_gate", message: e.to_string() })
     }
@@ -240,7 +239,7 @@ impl Clustering {
 /// [`ClusterError::InvalidParameter`] for parameters out of range;
 /// [`ClusterError::BadEmbedding`] for a vector of another length than the first, or with
 /// non-finite components; [`ClusterError::Index`] when the HNSW index fails (with
-/// [`knn::ApproximateGraph::Index`], from `exact_below` faces on: invalid index parameters, out
+/// [`ClusterParams::graph_index`], from `exact_below` faces on: invalid index parameters, out
 /// of memory).
 pub fn cluster(faces: &[FaceInput<'_>], params: &ClusterParams) -> Result<Clustering, ClusterError> {
     params.validate()?;
@@ -267,7 +266,7 @@ pub fn cluster(faces: &[FaceInput<'_>], params: &ClusterParams) -> Result<Cluste
         flat.extend_from_slice(faces[i].vector);
     }
     let threads = if params.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { params.threads };
-    let graph = knn::neighbours(&flat, dim, params.neighbours, params.threshold, threads, params.exact_below, &params.approximate)?;
+    let graph = knn::neighbours(&flat, dim, params.neighbours, params.threshold, threads, params.exact_below, &params.graph_index)?;
     let items: Vec<agglomerative::Item<'_>> = kept
         .iter()
         .map(|&i| agglomerative::Item { vector: faces[i].vector, photo: faces[i].photo, seed: faces[i].person, not_persons: &faces[i].not_persons })

@@ -532,6 +532,19 @@ impl Collection {
         if name.trim().is_empty() {
             return Err(ClusterError::InvalidParameter { name: "name", message: "empty name".into() });
         }
+        // One name, one person: two people with the same name are one person split in two,
+        // which `merge_people` is for.
+        let holder: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM people WHERE name = ?1 AND id != ?2", params![name.trim(), id as i64], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some(other) = holder {
+            return Err(ClusterError::InvalidParameter {
+                name: "name",
+                message: format!("person {other} is already named \"{}\"; if they are the same person, merge them (people merge {other} {id})", name.trim()),
+            });
+        }
         self.conn
             .execute("UPDATE people SET name = ?1 WHERE id = ?2", params![name.trim(), id as i64])
             .and_then(|_| self.conn.execute("INSERT OR REPLACE INTO confirmed (face_id, person_id) SELECT id, person_id FROM faces WHERE person_id = ?1", [id as i64]))

@@ -178,7 +178,7 @@ pub enum GalleryError {
         detail: String,
     },
     /// No identity with this id or name.
-    #[error("no identity {identity} in the gallery")]
+    #[error("no identity {} in the gallery", shown(.identity))]
     UnknownIdentity {
         /// The id or name asked for.
         identity: String,
@@ -190,13 +190,13 @@ pub enum GalleryError {
         face: i64,
     },
     /// A name already taken by another identity.
-    #[error("an identity named {name:?} already exists")]
+    #[error("an identity named {} already exists", shown(.name))]
     DuplicateName {
         /// The name.
         name: String,
     },
     /// A name that cannot be used.
-    #[error("invalid identity name {name:?}: {reason}")]
+    #[error("invalid identity name {}: {reason}", shown(.name))]
     InvalidName {
         /// The name.
         name: String,
@@ -539,6 +539,19 @@ const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Gallery>();
 };
+
+/// A name as error messages show it: quoted, and cut after 80 characters (a 100 kB name is not
+/// echoed back whole).
+fn shown(name: &str) -> String {
+    const MAX: usize = 80;
+    let n = name.chars().count();
+    if n <= MAX {
+        format!("{name:?}")
+    } else {
+        let head: String = name.chars().take(MAX).collect();
+        format!("{head:?}… ({n} characters)")
+    }
+}
 
 fn check_name(name: &str) -> Result<String, GalleryError> {
     let n = name.trim();

@@ -63,10 +63,10 @@ pub struct ClusterArgs {
     #[arg(long, allow_hyphen_values = true)]
     threshold: Option<f32>,
     /// Minimum faces for a person (smaller groups are left unassigned)
-    #[arg(long, default_value_t = ClusterParams::default().min_faces)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = ClusterParams::default().min_faces)]
     min_faces: usize,
     /// Neighbours per face in the candidate graph
-    #[arg(long, default_value_t = ClusterParams::default().neighbours)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = ClusterParams::default().neighbours)]
     neighbours: usize,
     /// Score against true identities: `folders` = each image's parent folder names the person of
     /// its face nearest the image centre (LFW layout); other faces are not scored
@@ -114,7 +114,7 @@ pub enum PeopleCmd {
         /// Face id (from `faceprint cluster --json` or the contact sheet)
         face: u64,
         /// The person it is not [default: its current person]
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         person: Option<u64>,
     },
 }
@@ -433,7 +433,17 @@ fn print_report(r: &CollectionReport, state: Option<&Path>, model: &str, added: 
         let ex: Vec<String> = p.faces.iter().take(3).map(|f| format!("{}: {}", f.face_id, f.image.display())).collect();
         println!("{:>7}  {:<24} {:>6}  {}{}", p.id, p.name.as_deref().unwrap_or("-"), p.faces.len(), ex.join(", "), if p.faces.len() > 3 { ", …" } else { "" });
     }
-    println!("{} people; {} faces unassigned; {} faces refused by the quality gate", r.people.len(), r.unassigned.len(), r.refused.len());
+    println!(
+        "{}; {} unassigned; {} refused by the quality gate",
+        count(r.people.len(), "person", "people"),
+        count(r.unassigned.len(), "face", "faces"),
+        count(r.refused.len(), "face", "faces")
+    );
+}
+
+/// "1 person", "2 people".
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn html_escape(s: &str) -> String {
@@ -642,9 +652,9 @@ fn cluster_gallery_cmd(g: &Global, dir: Option<&Path>, threshold: Option<f32>, m
     );
     let m = &r.agreement;
     println!(
-        "{} people; {} faces unassigned; {} refused by the quality gate. Agreement with the identities: pairwise P {:.4} R {:.4}; BCubed P {:.4} R {:.4}",
-        r.people.len(),
-        r.unassigned.len(),
+        "{}; {} unassigned; {} refused by the quality gate. Agreement with the identities: pairwise P {:.4} R {:.4}; BCubed P {:.4} R {:.4}",
+        count(r.people.len(), "person", "people"),
+        count(r.unassigned.len(), "face", "faces"),
         r.refused.len(),
         m.pairwise.precision,
         m.pairwise.recall,

@@ -83,7 +83,7 @@ pub(crate) enum GalleryCmd {
         #[arg(required_unless_present = "face")]
         identity: Option<String>,
         /// Remove only this face id
-        #[arg(long, conflicts_with = "identity")]
+        #[arg(long, allow_negative_numbers = true, conflicts_with = "identity")]
         face: Option<i64>,
         #[command(flatten)]
         gallery: GalleryArgs,
@@ -107,10 +107,10 @@ pub(crate) enum GalleryCmd {
     #[command(hide = true)]
     StressEnroll {
         /// Number of enrollments (0 = until killed)
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
         count: u64,
         /// Embedding dimension
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 64)]
         dim: usize,
         #[command(flatten)]
         gallery: GalleryArgs,
@@ -121,7 +121,7 @@ pub(crate) enum GalleryCmd {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct FaceChoice {
     /// Take the face with this index (0-based, largest first) from every photo
-    #[arg(long, conflicts_with = "largest")]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "largest")]
     face: Option<usize>,
     /// Take the largest face of photos with several faces (default: such photos are refused)
     #[arg(long)]
@@ -132,7 +132,7 @@ pub(crate) struct FaceChoice {
     /// Enrollment gate: minimum detection score of an enrolled face, in [0, 1] (probes keep
     /// --det-thresh). The default refuses a dog's face (0.643) and 0.19 % of LFW's photos
     /// (README "Gallery and identification"); --no-quality-gate turns it off too
-    #[arg(long, default_value_t = gallery::ENROLLMENT_MIN_DET_SCORE)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = gallery::ENROLLMENT_MIN_DET_SCORE)]
     min_enroll_score: f32,
 }
 
@@ -180,19 +180,19 @@ pub(crate) struct IdentifyArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// Identities listed per face
-    #[arg(long = "top", default_value_t = gallery::DEFAULT_TOP_K)]
+    #[arg(long = "top", allow_negative_numbers = true, default_value_t = gallery::DEFAULT_TOP_K)]
     top: usize,
     /// Open-set operating point: the threshold at which about this share of strangers (probes of people not enrolled) is matched to someone, from the calibration and the gallery's size
-    #[arg(long, default_value_t = gallery::DEFAULT_FPIR, conflicts_with_all = ["far", "threshold"])]
+    #[arg(long, allow_hyphen_values = true, default_value_t = gallery::DEFAULT_FPIR, conflicts_with_all = ["far", "threshold"])]
     fpir: f64,
     /// 1:1 operating point instead: the calibrated threshold at this false-accept rate per comparison (FPIR grows with the gallery: ≈ 1 − (1 − FAR)^N)
-    #[arg(long, conflicts_with = "threshold")]
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "threshold")]
     far: Option<f64>,
     /// Decision threshold on cosine similarity in [-1, 1], instead of an operating point
     #[arg(long, allow_hyphen_values = true)]
     threshold: Option<f32>,
     /// Ambiguity margin: two identities above threshold closer than this are `ambiguous`
-    #[arg(long, default_value_t = gallery::DEFAULT_AMBIGUITY_MARGIN)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = gallery::DEFAULT_AMBIGUITY_MARGIN)]
     margin: f32,
     /// Per-identity score: its mean template (measured better on LFW), or the max over its faces
     #[arg(long, value_enum, default_value = "mean")]
@@ -230,13 +230,13 @@ pub(crate) struct EvalIdentificationArgs {
     #[arg(long)]
     root: PathBuf,
     /// Open-set operating point of the main decision: FPIR target, with N = the number of enrolled identities (as `identify` does)
-    #[arg(long, default_value_t = gallery::DEFAULT_FPIR, conflicts_with = "far")]
+    #[arg(long, allow_hyphen_values = true, default_value_t = gallery::DEFAULT_FPIR, conflicts_with = "far")]
     fpir: f64,
     /// 1:1 operating point (FAR) of the main decision instead
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     far: Option<f64>,
     /// Ambiguity margin
-    #[arg(long, default_value_t = gallery::DEFAULT_AMBIGUITY_MARGIN)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = gallery::DEFAULT_AMBIGUITY_MARGIN)]
     margin: f32,
     /// Write the report (JSON) here as well
     #[arg(long)]
@@ -829,25 +829,31 @@ pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
         for w in &warnings {
             eprintln!("warning: {w}");
         }
+        // Totals from the store itself: another process may have enrolled meanwhile, and this
+        // process's index holds only what it saw.
+        let now = gal.identities()?;
+        let total_faces: usize = now.iter().map(|i| i.faces).sum();
+        // A bad CSV row is an entry that could not be enrolled: it counts as a file and a failure.
+        let entries = files.len() + bad_rows.len();
         let summary = json!({
             "gallery": gal.dir(),
             "bad_rows": bad_rows,
             "warnings": warnings,
-            "files": files.len(),
+            "files": entries,
             "enrolled": enrolled,
             "skipped_unchanged": skipped,
             "failed": failures.len(),
-            "identities": ids.values().collect::<std::collections::HashSet<_>>().len(),
-            "faces": gal.len(),
+            "identities": now.len(),
+            "faces": total_faces,
         });
         if g.json {
             out_line(summary);
         } else {
             println!(
-                "{} file(s): {enrolled} enrolled, {skipped} already enrolled (unchanged), {} failed; gallery now {} faces",
-                files.len(),
+                "{entries} file(s): {enrolled} enrolled, {skipped} already enrolled (unchanged), {} failed; gallery now {total_faces} face(s) of {} identit{}",
                 failures.len(),
-                gal.len()
+                now.len(),
+                if now.len() == 1 { "y" } else { "ies" }
             );
         }
         report_failures(&failures, files.len() + bad_rows.len())

@@ -63,50 +63,50 @@ struct ModelArgs {
     #[arg(long)]
     ort_lib: Option<PathBuf>,
     /// ONNX Runtime intra-op threads [default: number of cores]
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Detector input size, pixels, multiple of 32 (a smaller photo is enlarged at most --det-max-upscale times)
-    #[arg(long, default_value_t = 640)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 640)]
     det_size: u32,
     /// Largest factor by which a photo smaller than --det-size is enlarged for detection (`inf`: always fill --det-size, exactly as insightface)
-    #[arg(long, default_value_t = DetectorParams::default().max_upscale)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = DetectorParams::default().max_upscale)]
     det_max_upscale: f32,
     /// Minimum detection score in [0, 1]
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0.5)]
     det_thresh: f32,
     /// Skip the second detection pass (input 128 px) that finds faces filling the frame
     #[arg(long)]
     no_full_frame_pass: bool,
     /// Maximum image size in pixels (width × height), against decompression bombs
-    #[arg(long, default_value_t = 64_000_000)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 64_000_000)]
     max_pixels: u64,
     /// Do not apply the EXIF Orientation tag
     #[arg(long)]
     ignore_exif_orientation: bool,
     /// Images analysed at once, each single-threaded when N > 1 [default: number of cores for
     /// batch commands (throughput), 1 for compare (latency)]
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: Option<u16>,
     /// Faces per recogniser inference call
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     batch_size: u16,
     /// Do not refuse faces below the quality minimums
     #[arg(long)]
     no_quality_gate: bool,
     /// Quality gate: minimum face size (shorter box side), pixels
-    #[arg(long, default_value_t = QualityGate::default().min_size)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = QualityGate::default().min_size)]
     min_face_size: f32,
     /// Quality gate: minimum detection score
-    #[arg(long, default_value_t = QualityGate::default().min_score)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = QualityGate::default().min_score)]
     min_det_score: f32,
     /// Quality gate: maximum |yaw|, degrees
-    #[arg(long, default_value_t = QualityGate::default().max_abs_yaw)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = QualityGate::default().max_abs_yaw)]
     max_yaw: f32,
     /// Quality gate: maximum |pitch|, degrees
-    #[arg(long, default_value_t = QualityGate::default().max_abs_pitch)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = QualityGate::default().max_abs_pitch)]
     max_pitch: f32,
     /// Quality gate: minimum sharpness (variance of the Laplacian of the aligned crop)
-    #[arg(long, default_value_t = QualityGate::default().min_sharpness)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = QualityGate::default().min_sharpness)]
     min_sharpness: f32,
     /// Flip test: embed each face also mirrored and sum (more accurate, twice the recogniser time)
     #[arg(long)]
@@ -149,13 +149,13 @@ enum Cmd {
         /// Second image
         b: PathBuf,
         /// Face of A to use, 0-based, largest first [default: largest]
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         face_a: Option<usize>,
         /// Face of B to use, 0-based, largest first, or `all` to compare A's face with every face of B [default: largest]
         #[arg(long)]
         face_b: Option<String>,
         /// Operating point: the calibrated threshold at this false-accept rate (1e-2, 1e-3 or 1e-4)
-        #[arg(long, default_value_t = 1e-3, conflicts_with = "threshold")]
+        #[arg(long, allow_hyphen_values = true, default_value_t = 1e-3, conflicts_with = "threshold")]
         far: f64,
         /// Decision threshold on cosine similarity in [-1, 1], instead of an operating point
         #[arg(long, allow_hyphen_values = true)]
@@ -212,7 +212,7 @@ enum Cmd {
         /// Images for the end-to-end benchmark (files or directories)
         images: Vec<PathBuf>,
         /// Timed repetitions of each measurement
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
         runs: u16,
         #[command(flatten)]
         model: ModelArgs,
@@ -243,10 +243,10 @@ enum EvalCmd {
         /// The pairs file; relative paths are relative to its folder
         file: PathBuf,
         /// Run K-fold cross-validation (contiguous blocks of pairs) instead of one operating point
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         folds: Option<usize>,
         /// Evaluate at the calibrated operating point with this FAR [default 1e-3]
-        #[arg(long, conflicts_with_all = ["folds", "threshold"])]
+        #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["folds", "threshold"])]
         far: Option<f64>,
         /// Evaluate at this cosine-similarity threshold
         #[arg(long, allow_hyphen_values = true, conflicts_with = "folds")]
@@ -539,11 +539,19 @@ fn batch(g: &Global, m: &ModelArgs, inputs: &[PathBuf], embed: bool) -> anyhow::
                     eprintln!("warning: {}: {w}", path.display());
                 }
                 if g.json {
+                    // Decode warnings (bad EXIF orientation, truncated data) on every line of
+                    // the image, as in enroll and identify.
                     if img.faces.is_empty() {
-                        let _ = writeln!(out, "{}", json!({"image": img.path, "faces": 0, "image_width": img.width, "image_height": img.height}));
+                        let _ = writeln!(
+                            out,
+                            "{}",
+                            json!({"image": img.path, "faces": 0, "image_width": img.width, "image_height": img.height, "warnings": img.warnings})
+                        );
                     }
                     for f in &img.faces {
-                        let _ = writeln!(out, "{}", face_json(&img, f));
+                        let mut v = face_json(&img, f);
+                        v["warnings"] = json!(img.warnings);
+                        let _ = writeln!(out, "{v}");
                     }
                 } else {
                     if img.faces.is_empty() {
@@ -624,9 +632,11 @@ fn compare(
     let sel_b: Vec<FaceSelection>;
     let ia = analyzer.analyze_file(a, true)?;
     let ib = analyzer.analyze_file(b, true)?;
+    let mut warnings: Vec<String> = Vec::new();
     for img in [&ia, &ib] {
         for w in &img.warnings {
             eprintln!("warning: {}: {w}", img.path.display());
+            warnings.push(format!("{}: {w}", img.path.display()));
         }
     }
     match face_b.as_deref() {
@@ -679,12 +689,13 @@ fn compare(
                             "model": v.model,
                             "a": v.a,
                             "b": v.b,
+                            "warnings": warnings,
                         })
                     );
                 }
                 Err((face, why, bbox)) => println!(
                     "{}",
-                    json!({"same": null, "refused": format!("quality gate: {why}"), "b": {"path": ib.path, "face": face, "bbox": bbox}})
+                    json!({"same": null, "refused": format!("quality gate: {why}"), "b": {"path": ib.path, "face": face, "bbox": bbox}, "warnings": warnings})
                 ),
             }
         }

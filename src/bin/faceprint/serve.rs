@@ -35,34 +35,34 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     allow_unauthenticated: bool,
     /// Largest request body, bytes [default: 16777216]
-    #[arg(long, env = "FACEPRINT_MAX_BODY_BYTES")]
+    #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
     /// Largest image, pixels (width × height) [default: 40000000]
-    #[arg(long, env = "FACEPRINT_MAX_IMAGE_PIXELS")]
+    #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_MAX_IMAGE_PIXELS")]
     max_image_pixels: Option<u64>,
     /// Time limit per request, milliseconds [default: 30000]
-    #[arg(long, env = "FACEPRINT_REQUEST_TIMEOUT_MS")]
+    #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
     /// Requests running inference at once [default: 8]
-    #[arg(long, env = "FACEPRINT_MAX_CONCURRENT_INFERENCES")]
+    #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_MAX_CONCURRENT_INFERENCES")]
     max_concurrent_inferences: Option<usize>,
     /// Requests waiting for an inference slot before 503 [default: 64]
-    #[arg(long, env = "FACEPRINT_MAX_QUEUE")]
+    #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_MAX_QUEUE")]
     max_queue: Option<usize>,
     /// Share recogniser batches between concurrent requests (true/false) [default: true]
     #[arg(long, env = "FACEPRINT_BATCHING")]
     batching: Option<bool>,
     /// Longest wait of a face for a shared batch, microseconds [default: 2000]
-    #[arg(long, env = "FACEPRINT_BATCH_WAIT_US")]
+    #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_BATCH_WAIT_US")]
     batch_wait_us: Option<u64>,
     /// Faces per shared batch [default: 32]
-    #[arg(long, env = "FACEPRINT_MAX_BATCH")]
+    #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_MAX_BATCH")]
     max_batch: Option<usize>,
     /// Allowed CORS origin (repeatable; `*` for any) [default: none, CORS off]
     #[arg(long = "cors-origin", env = "FACEPRINT_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
     /// Operating point when a request names none, FAR [default: 1e-3]
-    #[arg(long, env = "FACEPRINT_DEFAULT_FAR")]
+    #[arg(long, allow_hyphen_values = true, env = "FACEPRINT_DEFAULT_FAR")]
     default_far: Option<f64>,
     /// Gallery directory [default: <data>/gallery]; it must exist (`faceprint gallery init`) unless --create-gallery
     #[arg(long, env = "FACEPRINT_GALLERY")]
@@ -74,7 +74,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FACEPRINT_LOG_FORMAT")]
     log_format: Option<String>,
     /// Sessions per model = inferences running truly in parallel [default: number of cores]
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: Option<u16>,
     /// ONNX Runtime shared library [default: the installed one]
     #[arg(long)]
@@ -130,7 +130,9 @@ fn config_err(e: ServerError) -> anyhow::Error {
 
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FACEPRINT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a redirected log (file, journald) gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = if format == "json" { b.json().try_init() } else { b.try_init() };
 }
 
