@@ -67,6 +67,11 @@ pub struct Calibration {
     pub best_accuracy: (f32, f64),
     /// Equal error rate and its threshold.
     pub eer: (f64, f32),
+    /// True when the embeddings were flip-test embeddings (the mean of the aligned crop's and
+    /// its mirror's, `AnalyzerConfig::flip`): their similarities are distributed differently,
+    /// so a pipeline with the flip test uses its own calibration. Absent in older files: false.
+    #[serde(default)]
+    pub flip: bool,
 }
 
 /// Errors of calibration.
@@ -146,6 +151,7 @@ impl Calibration {
             operating_points,
             best_accuracy,
             eer,
+            flip: false,
         })
     }
 
@@ -262,27 +268,44 @@ impl Calibration {
         serde_json::from_str(&text).map_err(|e| err(e.to_string()))
     }
 
-    /// Where `faceprint calibrate` stores the calibration of `model` under the data directory.
-    pub fn user_path(data: &Path, model: &ModelId) -> PathBuf {
-        data.join("calibration").join(format!("{model}.json"))
+    /// Where `faceprint calibrate` stores the calibration of `model` under the data directory:
+    /// `<data>/calibration/<model>.json`, or `<model>+flip.json` for flip-test embeddings.
+    pub fn user_path(data: &Path, model: &ModelId, flip: bool) -> PathBuf {
+        data.join("calibration").join(format!("{model}{}.json", if flip { "+flip" } else { "" }))
     }
 
-    /// The calibration for `model`: the user's file under `data` if present, else the compiled-in
-    /// one of the default model.
+    /// The calibration for embeddings of `model` made without the flip test:
+    /// [`Self::for_embeddings`]`(data, model, false)`.
+    ///
+    /// # Errors
+    /// As [`Self::for_embeddings`].
+    pub fn for_model(data: &Path, model: &ModelId) -> Result<Self, CalibrationError> {
+        Self::for_embeddings(data, model, false)
+    }
+
+    /// The calibration for embeddings of `model`, made with the flip test when `flip`: the
+    /// user's file under `data` if present ([`Self::user_path`]), else the compiled-in one of
+    /// the default model (one for each `flip`, both from all pairs of LFW's 7,701 photos).
     ///
     /// # Errors
     /// [`CalibrationError::Missing`] when neither exists; [`CalibrationError::File`] for an
-    /// unreadable user file.
-    pub fn for_model(data: &Path, model: &ModelId) -> Result<Self, CalibrationError> {
-        let user = Self::user_path(data, model);
+    /// unreadable user file, or one whose `flip` differs from its name's.
+    pub fn for_embeddings(data: &Path, model: &ModelId, flip: bool) -> Result<Self, CalibrationError> {
+        let user = Self::user_path(data, model, flip);
         if user.is_file() {
-            return Self::load(&user);
+            let c = Self::load(&user)?;
+            if c.flip != flip {
+                return Err(CalibrationError::File {
+                    path: user,
+                    detail: format!("holds a calibration for embeddings {} the flip test, but its name says {}", with(c.flip), with(flip)),
+                });
+            }
+            return Ok(c);
         }
-        let builtin: Calibration = serde_json::from_str(BUILTIN_W600K_MBF).map_err(|e| CalibrationError::File {
-            path: PathBuf::from("calibration/w600k_mbf-9cc6e4a75f0e2bf0.json (compiled in)"),
-            detail: e.to_string(),
-        })?;
-        if &builtin.model == model {
+        let (text, name) = if flip { (BUILTIN_W600K_MBF_FLIP, "w600k_mbf-9cc6e4a75f0e2bf0+flip.json") } else { (BUILTIN_W600K_MBF, "w600k_mbf-9cc6e4a75f0e2bf0.json") };
+        let builtin: Calibration = serde_json::from_str(text)
+            .map_err(|e| CalibrationError::File { path: PathBuf::from(format!("calibration/{name} (compiled in)")), detail: e.to_string() })?;
+        if &builtin.model == model && builtin.flip == flip {
             Ok(builtin)
         } else {
             Err(CalibrationError::Missing { model: model.clone() })
@@ -290,8 +313,19 @@ impl Calibration {
     }
 }
 
+fn with(flip: bool) -> &'static str {
+    if flip {
+        "with"
+    } else {
+        "without"
+    }
+}
+
 /// The default recogniser's calibration on LFW, compiled in.
 const BUILTIN_W600K_MBF: &str = include_str!("../calibration/w600k_mbf-9cc6e4a75f0e2bf0.json");
+
+/// The same with the flip test (`faceprint calibrate --flip`, same pairs).
+const BUILTIN_W600K_MBF_FLIP: &str = include_str!("../calibration/w600k_mbf-9cc6e4a75f0e2bf0+flip.json");
 
 fn point(p: &RocPoint, target: f64, n_genuine: usize, n_impostor: usize) -> OperatingPoint {
     let fa = (p.far * n_impostor as f64).round() as usize;
@@ -369,6 +403,31 @@ mod tests {
         let c: Calibration = serde_json::from_str(BUILTIN_W600K_MBF).unwrap();
         assert_eq!(c.model.0, "w600k_mbf-9cc6e4a75f0e2bf0");
         assert!(c.threshold_at(DEFAULT_FAR).is_ok());
+    }
+
+    #[test]
+    fn flip_test_embeddings_have_their_own_calibration() {
+        let data = std::env::temp_dir().join(format!("faceprint-cal-{}", std::process::id()));
+        let model = ModelId("w600k_mbf-9cc6e4a75f0e2bf0".into());
+        let plain = Calibration::for_embeddings(&data, &model, false).unwrap();
+        let flip = Calibration::for_embeddings(&data, &model, true).unwrap();
+        assert!(!plain.flip && flip.flip);
+        assert!(flip.source.contains("flip=true") && plain.source.contains("flip=false"), "{}", flip.source);
+        assert_eq!(plain.operating_points.len(), flip.operating_points.len());
+        let (a, b) = (plain.threshold_at(1e-3).unwrap().similarity, flip.threshold_at(1e-3).unwrap().similarity);
+        assert!(a != b && (a - b).abs() < 0.02, "{a} vs {b}");
+        // A user file wins, and one whose content contradicts its name is refused.
+        let path = Calibration::user_path(&data, &model, true);
+        assert!(path.ends_with("w600k_mbf-9cc6e4a75f0e2bf0+flip.json"));
+        plain.save(&path).unwrap();
+        assert!(matches!(Calibration::for_embeddings(&data, &model, true), Err(CalibrationError::File { .. })));
+        let mut mine = plain.clone();
+        mine.flip = true;
+        mine.source = "mine".into();
+        mine.save(&path).unwrap();
+        assert_eq!(Calibration::for_embeddings(&data, &model, true).unwrap().source, "mine");
+        assert!(Calibration::for_embeddings(&data, &ModelId("other".into()), true).is_err());
+        let _ = std::fs::remove_dir_all(&data);
     }
 }
 

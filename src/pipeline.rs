@@ -294,7 +294,7 @@ impl FaceAnalyzer {
     /// # Errors
     /// [`Error::Calibration`] when none exists for the model.
     pub fn calibration(&self) -> Result<Calibration> {
-        Ok(Calibration::for_model(&self.data_dir, self.model_id()?)?)
+        Ok(Calibration::for_embeddings(&self.data_dir, self.model_id()?, self.config.flip)?)
     }
 
     /// The decision threshold of the operating point at `far` (e.g. 1e-3) for the loaded model.

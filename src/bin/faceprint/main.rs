@@ -1174,8 +1174,9 @@ fn calibrate_cmd(
     let mut fars = fars.to_vec();
     fars.sort_by(|a, b| a.total_cmp(b));
     fars.dedup();
-    let cal = Calibration::compute(model.clone(), source, &genuine, &impostor, &fars)?;
-    let path = out.unwrap_or_else(|| Calibration::user_path(analyzer.data_dir(), &model));
+    let mut cal = Calibration::compute(model.clone(), source, &genuine, &impostor, &fars)?;
+    cal.flip = analyzer.config().flip;
+    let path = out.unwrap_or_else(|| Calibration::user_path(analyzer.data_dir(), &model, cal.flip));
     cal.save(&path)?;
     if g.json {
         println!("{}", serde_json::to_string(&cal)?);
