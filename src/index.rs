@@ -57,6 +57,12 @@
 //! over the target and the directory fsynced. [`VectorIndex::load`] checks every length against
 //! the file size before allocating, the checksum, the version and that the blob holds exactly the
 //! listed keys; anything else is an [`IndexError::File`] naming the path and the problem.
+//!
+//! Neither saving nor loading holds the serialized index in memory: usearch streams its blob to
+//! (or from) a temporary file of its own beside the index file (on loading, in the temporary
+//! folder when that one is read-only), which is copied into (or out of) ours in 4 MiB pieces
+//! with the checksum computed on the way. Memory while loading is the index's own, not twice it
+//! (BENCHMARKS.md "Nearest-neighbour index"); the temporary file needs as much disk as the blob.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -634,12 +640,21 @@ impl VectorIndex {
     /// Errors: [`IndexError::File`].
     pub fn save(&self, path: &Path, tag: &str) -> Result<(), IndexError> {
         let ferr = |message: String| IndexError::File { path: path.into(), message };
-        let blob_len = self.engine.serialized_length();
-        let mut blob = vec![0u8; blob_len];
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().ok_or_else(|| ferr("not a file path".into()))?;
+        // The engine streams its part to a file of its own, which is then copied into ours: the
+        // index is never serialized into memory beside itself (1M × 512-d f16 is 1.3 GB).
+        let blob_file = TempFile(dir.join(format!(".{}.engine{}", name.to_string_lossy(), unique_suffix())));
         {
+            let blob_path = blob_file.0.to_str().ok_or_else(|| ferr("the folder's path is not UTF-8, which the engine needs".into()))?;
             let _ctx = self.pool.acquire();
-            self.engine.save_to_buffer(&mut blob).map_err(|e| ferr(format!("serializing the index: {e}")))?;
+            self.engine.save(blob_path).map_err(|e| ferr(format!("serializing the index: {e}")))?;
         }
+        let mut blob = std::fs::File::open(&blob_file.0).map_err(|e| ferr(format!("reading the serialized index: {e}")))?;
+        let blob_len = blob.metadata().map_err(|e| ferr(format!("reading the serialized index: {e}")))?.len();
         let mut head = Vec::with_capacity(64 + tag.len() + self.keys.len() * 8);
         head.extend_from_slice(MAGIC);
         head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -654,32 +669,26 @@ impl VectorIndex {
         for k in &self.keys {
             head.extend_from_slice(&k.to_le_bytes());
         }
-        head.extend_from_slice(&(blob_len as u64).to_le_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&head);
-        crc.update(&blob);
-        let checksum = crc.finalize();
+        head.extend_from_slice(&blob_len.to_le_bytes());
 
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path.file_name().ok_or_else(|| ferr("not a file path".into()))?;
-        let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+        let tmp = TempFile(dir.join(format!(".{}.tmp{}", name.to_string_lossy(), unique_suffix())));
+        let mut write = || -> std::io::Result<()> {
+            let mut f = std::io::BufWriter::with_capacity(COPY_CHUNK, std::fs::File::create(&tmp.0)?);
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&head);
             f.write_all(&head)?;
-            f.write_all(&blob)?;
-            f.write_all(&checksum.to_le_bytes())?;
+            let copied = copy_with_crc(&mut blob, &mut f, blob_len, &mut crc)?;
+            if copied != blob_len {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the serialized index changed while being copied"));
+            }
+            f.write_all(&crc.finalize().to_le_bytes())?;
+            let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
             drop(f);
-            std::fs::rename(&tmp, path)?;
+            std::fs::rename(&tmp.0, path)?;
             std::fs::File::open(&dir)?.sync_all()
         };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ferr(format!("writing: {e}"))
-        })
+        write().map_err(|e| ferr(format!("writing: {e}")))
     }
 
     /// Reads an index written by [`Self::save`]; returns it with its tag. The file's dimension,
@@ -738,14 +747,40 @@ impl VectorIndex {
                 expected.map_or("an impossible length".to_string(), |e| e.to_string())
             )));
         }
-        let mut blob = vec![0u8; blob_len as usize];
-        f.read_exact(&mut blob).map_err(|e| ferr(format!("reading: {e}")))?;
-        let mut tail = [0u8; 4];
-        f.read_exact(&mut tail).map_err(|e| ferr(format!("reading: {e}")))?;
+        // The engine's part is copied to a file of its own (checksummed on the way) that the
+        // engine then reads itself: the file is never held in memory beside the index.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Next to the index (same file system, usually room for it), else in the temporary
+        // folder (a read-only gallery folder).
+        let temp = format!(".{name}.load{}", unique_suffix());
+        let (blob_file, created) = match std::fs::File::create(dir.join(&temp)) {
+            Ok(file) => (TempFile(dir.join(&temp)), file),
+            Err(_) => {
+                let p = std::env::temp_dir().join(&temp);
+                let file = std::fs::File::create(&p).map_err(|e| ferr(format!("cannot create a temporary file in {} or {}: {e}", dir.display(), p.display())))?;
+                (TempFile(p), file)
+            }
+        };
         let mut crc = crc32fast::Hasher::new();
         crc.update(&head);
         crc.update(&rest);
-        crc.update(&blob);
+        let copy = || -> std::io::Result<u64> {
+            let mut out = std::io::BufWriter::with_capacity(COPY_CHUNK, created);
+            let n = copy_with_crc(&mut f, &mut out, blob_len, &mut crc)?;
+            out.flush()?;
+            Ok(n)
+        };
+        match copy() {
+            Ok(n) if n == blob_len => {}
+            Ok(n) => return Err(ferr(format!("truncated: the vector data ends after {n} of {blob_len} bytes"))),
+            Err(e) => return Err(ferr(format!("reading (through the temporary file {}): {e}", blob_file.0.display()))),
+        }
+        let mut tail = [0u8; 4];
+        f.read_exact(&mut tail).map_err(|e| ferr(format!("reading: {e}")))?;
         if crc.finalize() != u32::from_le_bytes(tail) {
             return Err(ferr("damaged: checksum mismatch".into()));
         }
@@ -765,9 +800,10 @@ impl VectorIndex {
         let mut index = VectorIndex::new(dim, params)?;
         {
             let _ctx = index.pool.acquire();
-            index.engine.load_from_buffer(&blob).map_err(|e| ferr(format!("damaged vector data: {e}")))?;
+            let blob_path = blob_file.0.to_str().ok_or_else(|| ferr("the folder's path is not UTF-8, which the engine needs".into()))?;
+            index.engine.load(blob_path).map_err(|e| ferr(format!("damaged vector data: {e}")))?;
         }
-        drop(blob);
+        drop(blob_file);
         index.engine.change_expansion_search(index.params.ef_search);
         index.engine.change_expansion_add(index.params.ef_construction);
         // usearch reserves one context per hardware thread on load; reserve ours again.
@@ -793,3 +829,39 @@ impl VectorIndex {
 
 /// Length of the fixed part of the file header (magic … tag length).
 const HEADER_FIXED: usize = 8 + 4 + 4 + 4 + 1 + 4 + 8 + 4;
+
+/// Bytes copied at a time when an index file is written or read.
+const COPY_CHUNK: usize = 4 << 20;
+
+/// A temporary file next to an index file, deleted when dropped (whatever happened).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Process id and a per-process counter: temporary names no other save or load uses.
+fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{}.{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Copies up to `len` bytes from `from` to `to`, feeding them to `crc`; returns how many were
+/// copied (fewer when `from` ends early).
+fn copy_with_crc(from: &mut impl Read, to: &mut impl Write, len: u64, crc: &mut crc32fast::Hasher) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(COPY_CHUNK as u64) as usize;
+        let n = from.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        crc.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        done += n as u64;
+    }
+    Ok(done)
+}

@@ -291,7 +291,9 @@ pub struct IdentifyForm {
     pub image: Vec<u8>,
     /// Identities returned per face [5].
     pub top_k: Option<usize>,
-    /// FAR of the operating point [1e-3].
+    /// FPIR of the open-set operating point [0.01], used when neither `far` nor `threshold` is given.
+    pub fpir: Option<f64>,
+    /// FAR of a 1:1 operating point instead.
     pub far: Option<f64>,
     /// Threshold instead of `far`.
     pub threshold: Option<f32>,
