@@ -44,6 +44,10 @@ const DIM: usize = 512;
 const CHUNK: usize = 10_000;
 const PER_IDENTITY: usize = 10;
 const SIGMA: f32 = 0.8;
+/// Neighbours at least this similar are the ones an identification can accept: 0.3765 is the
+/// default model's calibrated threshold at FAR 2e-6 (calibration/w600k_mbf-*.json), the
+/// loosest a gallery of a million faces would use. Recall is also reported for these alone.
+const STRONG_SIMILARITY: f32 = 0.3765;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Data {
@@ -659,15 +663,31 @@ fn measure(a: &Args, data: Data, index: &mut VectorIndex) {
         let lat = time_queries(index, &qs[..a.queries * DIM], SearchMode::Approximate);
         let mut hit = 0usize;
         let mut max_err = 0f64;
+        // Which true neighbours are missed: how similar they were to the query, and how many
+        // queries lost any.
+        let (mut perfect, mut missed_strong, mut strong) = (0usize, 0usize, 0usize);
+        let mut missed_sims: Vec<f32> = Vec::new();
         for (q, t) in tq.chunks_exact(DIM).zip(&truth) {
             let got = index.search(q, 10, SearchMode::Approximate).expect("search");
+            let mut found = 0;
             for g in &got {
                 if let Some(&(_, sim)) = t.iter().find(|x| x.0 == g.key) {
                     hit += 1;
+                    found += 1;
                     max_err = max_err.max((sim as f64 - g.similarity as f64).abs());
                 }
             }
+            perfect += usize::from(found == t.len());
+            for &(key, sim) in t {
+                let is_strong = sim >= STRONG_SIMILARITY;
+                strong += usize::from(is_strong);
+                if !got.iter().any(|g| g.key == key) {
+                    missed_sims.push(sim);
+                    missed_strong += usize::from(is_strong);
+                }
+            }
         }
+        missed_sims.sort_by(f32::total_cmp);
         println!(
             "ef_search {ef:>4}: top-10 latency 1 thread p50 {:.3} ms, p99 {:.3} ms ({} queries); recall@10 {:.4} ({} queries); max |reported − f32 similarity| {:.2e}",
             percentile(&lat, 0.5),
@@ -676,6 +696,14 @@ fn measure(a: &Args, data: Data, index: &mut VectorIndex) {
             hit as f64 / (10.0 * truth.len() as f64),
             truth.len(),
             max_err
+        );
+        println!(
+            "    {perfect} of {} queries found all 10; missed neighbours' similarity to the query: median {:.3}, max {:.3}; recall of neighbours with similarity ≥ {STRONG_SIMILARITY}: {:.4} ({} of {strong} missed)",
+            truth.len(),
+            missed_sims.get(missed_sims.len() / 2).copied().unwrap_or(f32::NAN),
+            missed_sims.last().copied().unwrap_or(f32::NAN),
+            1.0 - missed_strong as f64 / strong.max(1) as f64,
+            missed_strong
         );
     }
     if a.knn {
