@@ -163,7 +163,7 @@ pub enum ImageError {
     },
     /// The header claims more than [`DecodeOptions::max_pixels`] pixels.
     #[error(
-        "image is {width}x{height} = {} pixels, over the limit of {max_pixels} (DecodeOptions::max_pixels)",
+        "image is {width}x{height} = {} pixels, over the limit of {max_pixels} (`--max-pixels`, `max_pixels`: a guard against decompression bombs)",
         u64::from(*width) * u64::from(*height)
     )]
     TooLarge {
@@ -177,7 +177,7 @@ pub enum ImageError {
     /// The decoder needed more memory than the budget
     /// ([`DecodeOptions::max_alloc_bytes`]), e.g. for huge metadata chunks or a
     /// high-bit-depth image near the pixel limit.
-    #[error("decoding the image ({format}) needs more memory than allowed ({max_alloc} bytes, derived from DecodeOptions::max_pixels): {detail}")]
+    #[error("decoding the image ({format}) needs more memory than allowed ({max_alloc} bytes, derived from the pixel limit `--max-pixels`): {detail}")]
     LimitExceeded {
         /// Detected format name, e.g. `"TIFF"`.
         format: String,

@@ -254,6 +254,11 @@ fn labels_survive_reruns() {
         other => panic!("a second person named Ann: {other:?}"),
     }
     c.name_person(a, "Ann").unwrap();
+    let long = "x".repeat(5000);
+    match c.name_person(b, &long) {
+        Err(ClusterError::InvalidParameter { message, .. }) => assert!(message.contains("more than 256") && message.len() < 100, "{message}"),
+        other => panic!("a 5,000-character name: {other:?}"),
+    }
     // Merge: the user says both groups are one person; it stays so.
     c.merge_people(a, b).unwrap();
     let r = c.recluster(&params()).unwrap();

@@ -309,6 +309,10 @@ fn every_route_answers_as_its_openapi_schema_says() {
     assert!(msg.contains("notes.txt") && msg.contains("not a supported image format"), "{msg}");
     let (st, bad) = json_of(s.post_json("/v1/detect", k, &json!({"image": "%%% not base64"})));
     assert_eq!((st, error_code(&bad)), (400, "bad_request"), "{bad}");
+    // Two images where one is expected: refused, not answered for one of them.
+    let (st, bad) = json_of(s.post_form("/v1/detect", k, Form::new().part("image", file_part(&yao())).part("image", file_part(&t1()))));
+    assert_eq!((st, error_code(&bad)), (400, "bad_request"), "{bad}");
+    assert!(bad["error"]["message"].as_str().unwrap().contains("more than once"), "{bad}");
     let (st, bad) = json_of(s.post_json("/v1/verify", k, &json!({"a": b64(&yao())})));
     assert_eq!((st, error_code(&bad)), (400, "bad_request"), "{bad}");
     let (st, bad) = json_of(s.post_json("/v1/verify", k, &json!({"a": b64(&yao()), "b": b64(&yao()), "far": 1e-7})));

@@ -523,7 +523,8 @@ impl Collection {
     /// Names person `id` and confirms its current faces (they stay together in later runs).
     ///
     /// # Errors
-    /// [`ClusterError::NoPerson`]; [`ClusterError::InvalidParameter`] for an empty name;
+    /// [`ClusterError::NoPerson`]; [`ClusterError::InvalidParameter`] for an empty name, one
+    /// over 256 characters or with control characters, or one another person already has;
     /// [`ClusterError::Store`].
     pub fn name_person(&mut self, id: u64, name: &str) -> Result<(), ClusterError> {
         if !self.person_exists(id)? {
@@ -531,6 +532,12 @@ impl Collection {
         }
         if name.trim().is_empty() {
             return Err(ClusterError::InvalidParameter { name: "name", message: "empty name".into() });
+        }
+        // The gallery's limits on names (256 characters, no control characters).
+        let chars = name.trim().chars().count();
+        if chars > 256 || name.trim().chars().any(char::is_control) {
+            let why = if chars > 256 { format!("{chars} characters, more than 256") } else { "contains control characters".to_string() };
+            return Err(ClusterError::InvalidParameter { name: "name", message: why });
         }
         // One name, one person: two people with the same name are one person split in two,
         // which `merge_people` is for.

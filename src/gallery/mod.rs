@@ -178,7 +178,7 @@ pub enum GalleryError {
         detail: String,
     },
     /// No identity with this id or name.
-    #[error("no identity {} in the gallery", shown(.identity))]
+    #[error("no identity {} in the gallery", cut(.identity))]
     UnknownIdentity {
         /// The id or name asked for.
         identity: String,
@@ -550,6 +550,17 @@ fn shown(name: &str) -> String {
     } else {
         let head: String = name.chars().take(MAX).collect();
         format!("{head:?}… ({n} characters)")
+    }
+}
+
+/// `text` cut after 80 characters (for names already quoted, or ids).
+fn cut(text: &str) -> String {
+    const MAX: usize = 80;
+    let n = text.chars().count();
+    if n <= MAX {
+        text.to_string()
+    } else {
+        format!("{}… ({n} characters)", text.chars().take(MAX).collect::<String>())
     }
 }
 

@@ -202,7 +202,16 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, GalleryError> {
         // A file that is not a database (or is damaged, or unreadable) fails here, as bad input.
         let conn = Self::connect(path).map_err(|e| match e {
-            GalleryError::Store { path, source } => GalleryError::Unreadable { path, detail: source.to_string() },
+            GalleryError::Store { path, source } => {
+                let mut detail = source.to_string();
+                if let Some(dir) = path.parent().filter(|d| !writable(d)) {
+                    detail.push_str(&format!(
+                        "; the folder {} is not writable, and SQLite's write-ahead log needs its -wal and -shm files there even to search: make the folder writable, or copy the gallery to one that is",
+                        dir.display()
+                    ));
+                }
+                GalleryError::Unreadable { path, detail }
+            }
             e => e,
         })?;
         let s = Store { conn, path: path.to_path_buf() };
@@ -476,4 +485,16 @@ pub(crate) fn faces_from_source(conn: &Connection, path: &Path, sha256: &str) ->
 /// The id of the identity named `name`, if any (inside a transaction).
 pub(crate) fn identity_id_by_name(tx: &Transaction, path: &Path, name: &str) -> Result<Option<i64>, GalleryError> {
     tx.query_row("SELECT id FROM identities WHERE name = ?1", params![name], |r| r.get(0)).optional().map_err(tx_err(path))
+}
+
+/// True when this process may create files in `dir` (access(2) with W_OK; a read-only mount
+/// counts as not writable).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    match std::ffi::CString::new(dir.as_os_str().as_bytes()) {
+        // SAFETY: access only reads the NUL-terminated path it is given.
+        Ok(c) => unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 },
+        Err(_) => true,
+    }
 }

@@ -66,6 +66,10 @@ pub(crate) async fn read_input(req: Request, image_fields: &[&str], text_fields:
         let mut mp = Multipart::from_request(req, &()).await.map_err(|e| body_error(e.status(), e.body_text(), limit))?;
         while let Some(field) = mp.next_field().await.map_err(|e| body_error(e.status(), e.body_text(), limit))? {
             let name = field.name().unwrap_or("").to_string();
+            // A field given twice would silently answer for one of them.
+            if images.contains_key(&name) || params.contains_key(&name) {
+                return Err(ApiError::bad_request(format!("field `{name}` is given more than once")));
+            }
             let file_name = field.file_name().map(str::to_string);
             let data = field.bytes().await.map_err(|e| body_error(e.status(), e.body_text(), limit))?;
             if image_fields.contains(&name.as_str()) {

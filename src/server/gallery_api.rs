@@ -458,7 +458,8 @@ pub(crate) async fn verify_identity(
     let gal = gallery(st)?;
     let r = identity_ref(identity);
     let g2 = gal.clone();
-    let rec = blocking(move || g2.find_identity(&r).map_err(ApiError::from)).await?.ok_or_else(|| ApiError::not_found(format!("no identity {identity} in the gallery")))?;
+    let missing = GalleryError::UnknownIdentity { identity: r.to_string() };
+    let rec = blocking(move || g2.find_identity(&r).map_err(ApiError::from)).await?.ok_or_else(|| ApiError::not_found(missing.to_string()))?;
     if rec.faces == 0 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "identity_empty", format!("identity {:?} has no enrolled faces", rec.name)));
     }
@@ -665,7 +666,8 @@ pub(crate) async fn enroll_face(
     let gal = gallery(&st)?;
     let r = identity_ref(&identity);
     let g2 = gal.clone();
-    let rec = blocking(move || g2.find_identity(&r).map_err(ApiError::from)).await?.ok_or_else(|| ApiError::not_found(format!("no identity {identity} in the gallery")))?;
+    let missing = GalleryError::UnknownIdentity { identity: r.to_string() };
+    let rec = blocking(move || g2.find_identity(&r).map_err(ApiError::from)).await?.ok_or_else(|| ApiError::not_found(missing.to_string()))?;
     let sha = hex::encode(Sha256::digest(&image.1));
     let mut out = analyze(&st, vec![image], true).await?;
     let img = out.pop().ok_or_else(|| ApiError::internal("no analysis result"))?;
