@@ -529,4 +529,13 @@ fn binary_serves_until_sigterm() {
     // Structured logs: one JSON object per line, with the request's route and status.
     let req: Value = rest.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["fields"]["route"] == "/v1/detect").expect("a request log line");
     assert_eq!(req["fields"]["status"], 200);
+    // A gallery folder that is not there is refused before anything is served (exit 2).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_faceprint"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--gallery"])
+        .arg(scratch("bin-missing").join("nowhere"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a faceprint gallery") && !err.contains("serving on"), "{err}");
 }

@@ -497,6 +497,18 @@ fn make_ready(cfg: &ServerConfig, analyzer: Arc<FaceAnalyzer>, metrics: &Arc<Met
 /// [`ServerError::Config`] for invalid settings, [`ServerError::Bind`] when the address is taken.
 pub fn start(cfg: ServerConfig, source: AnalyzerSource, handle_signals: bool) -> Result<ServerHandle, ServerError> {
     cfg.validate()?;
+    // A gallery folder named but not there fails now, before the port is bound and the models
+    // load (the full check, with the model id, comes when the models are loaded).
+    if let (Some(dir), false) = (&cfg.gallery, cfg.create_gallery) {
+        if !dir.join(crate::gallery::STORE_FILE).is_file() {
+            return Err(ServerError::Config(format!(
+                "gallery {}: not a faceprint gallery (no {}); create one with `faceprint gallery init --gallery {}`, or start with --create-gallery",
+                dir.display(),
+                crate::gallery::STORE_FILE,
+                dir.display()
+            )));
+        }
+    }
     let listener = std::net::TcpListener::bind(cfg.bind).map_err(|source| ServerError::Bind { addr: cfg.bind, source })?;
     let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: cfg.bind, source })?;
     listener.set_nonblocking(true).map_err(|source| ServerError::Bind { addr, source })?;
