@@ -55,7 +55,7 @@ pub(crate) struct ServeArgs {
     /// Longest wait of a face for a shared batch, microseconds [default: 2000]
     #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_BATCH_WAIT_US")]
     batch_wait_us: Option<u64>,
-    /// Faces per shared batch [default: 32]
+    /// Faces per shared batch, also the recogniser's largest batch [default: 8]
     #[arg(long, allow_negative_numbers = true, env = "FACEPRINT_MAX_BATCH")]
     max_batch: Option<usize>,
     /// Allowed CORS origin (repeatable; `*` for any) [default: none, CORS off]
