@@ -12,8 +12,9 @@
 //! * [`SearchMode::Approximate`] walks an HNSW graph (Malkov & Yashunin, "Efficient and robust
 //!   approximate nearest neighbor search using Hierarchical Navigable Small World graphs", IEEE
 //!   TPAMI 2018). Cost grows roughly with log n; a true neighbour may be missed (recall@10 ≥ 0.99
-//!   at the defaults on 15,000 face-like 512-d vectors in `tests/index.rs`, 0.989 on 100,000 in
-//!   BENCHMARKS.md; i.i.d. uniform vectors, the worst case, need a much larger `ef_search`).
+//!   at the defaults on 15,000 face-like 512-d vectors in `tests/index.rs`, 0.988 on 1,000,000
+//!   LFW-like ones in BENCHMARKS.md; i.i.d. uniform vectors, the worst case, need a much larger
+//!   `ef_search`).
 //! * [`SearchMode::Auto`] (the default) searches exactly while the index holds fewer than
 //!   [`IndexParams::exact_below`] vectors, and approximately above.
 //!
@@ -31,9 +32,8 @@
 //! 2⁻¹¹ · Σ|qᵢ·xᵢ| ≤ 2⁻¹¹ ≈ 4.9e-4 (Cauchy–Schwarz) plus f32 rounding; measured worst case over
 //! the test's queries is far below that (BENCHMARKS.md). The HNSW walk itself uses the f16 query
 //! and vectors; only the ordering of near-ties (closer than ~1e-3) can differ from f32.
-//! Memory, measured with F16 and M = 16: VmRSS 153 MB at 100,000 × 512-d and 279 MB at 200,000
-//! (≈ 1.26 KB per added vector: 1,024 B of vector, the rest graph and bookkeeping), so
-//! ≈ 1.3–1.5 GB for 1,000,000 (extrapolated, not measured).
+//! Memory, measured with F16 at 1,000,000 × 512-d: 1,361 MB (VmRSS) with M = 16 and 1,483 MB
+//! with M = 32, the default (1,024 B of vector per entry, the rest graph and bookkeeping).
 //!
 //! # Why usearch
 //!
@@ -155,13 +155,17 @@ pub struct IndexParams {
     /// (≈ 0.2 ms per top-10 query); at 5,000 brute force takes ≈ 0.45 ms against ≈ 0.27 ms, and
     /// the gap then grows linearly, so below 5,000 exact answers cost almost nothing extra.
     pub exact_below: usize,
-    /// HNSW links per node (M), 2..=256. Default 16.
+    /// HNSW links per node (M), 2..=256. Default 32: on 1,000,000 LFW-like 512-d f16 vectors
+    /// (BENCHMARKS.md "1,000,000 vectors, LFW-like data") M = 32 at ef 64 found recall@10 0.988
+    /// at p50 2.6 ms, where M = 16 needed ef 128 for 0.973 at 2.7 ms (same machine state); it
+    /// costs about 120 MB more per million vectors and twice the insert time.
     pub connectivity: usize,
     /// HNSW candidate list size while building (efConstruction), ≥ 1. Default 128.
     pub ef_construction: usize,
     /// HNSW candidate list size while searching (ef), ≥ 1, raised to the number of candidates
-    /// wanted when that is larger. Default 128: on 200,000 face-like 512-d vectors (BENCHMARKS.md)
-    /// recall@10 was 0.956 at ef 64, 0.984 at 128 and 0.996 at 256, the target being ≥ 0.98.
+    /// wanted when that is larger. Default 64: with M = 32 on 1,000,000 LFW-like vectors
+    /// recall@10 was 0.952 at ef 32, 0.978 at 48, 0.988 at 64 and 0.991 at 96 (BENCHMARKS.md);
+    /// smaller indexes do better at the same ef.
     pub ef_search: usize,
     /// In-memory vector format. Default [`VectorStorage::F32`].
     pub storage: VectorStorage,
@@ -169,7 +173,7 @@ pub struct IndexParams {
 
 impl Default for IndexParams {
     fn default() -> Self {
-        IndexParams { exact_below: 5_000, connectivity: 16, ef_construction: 128, ef_search: 128, storage: VectorStorage::F32 }
+        IndexParams { exact_below: 5_000, connectivity: 32, ef_construction: 128, ef_search: 64, storage: VectorStorage::F32 }
     }
 }
 
