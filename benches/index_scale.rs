@@ -466,6 +466,7 @@ struct Args {
     save: Option<std::path::PathBuf>,
     load: Option<std::path::PathBuf>,
     lfw: std::path::PathBuf,
+    raw: Option<usearch::ScalarKind>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -485,6 +486,7 @@ fn parse() -> Result<Args, String> {
         save: None,
         load: None,
         lfw: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw/lfw_funneled"),
+        raw: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -520,6 +522,13 @@ fn parse() -> Result<Args, String> {
             "--save" => a.save = Some(val()?.into()),
             "--load" => a.load = Some(val()?.into()),
             "--lfw" => a.lfw = val()?.into(),
+            "--raw" => {
+                a.raw = Some(match val()?.as_str() {
+                    "f16" => usearch::ScalarKind::F16,
+                    "i8" => usearch::ScalarKind::I8,
+                    o => return Err(format!("--raw {o}: expected f16 or i8")),
+                })
+            }
             "--bench" => {} // passed by `cargo bench`
             o => return Err(format!("unknown argument {o}")),
         }
@@ -722,6 +731,70 @@ fn measure(a: &Args, data: Data, index: &mut VectorIndex) {
     }
 }
 
+/// `--raw f16|i8`: the usearch engine alone (cosine metric, no rescoring, no faceprint index
+/// around it), to see what i8 storage would change: build, memory, latency and recall@10 of the
+/// engine's own top 10 against the f32 truth. Exploration for the index's storage choice.
+fn raw(a: &Args, data: Data, kind: usearch::ScalarKind) {
+    let options = usearch::IndexOptions {
+        dimensions: DIM,
+        metric: usearch::MetricKind::Cos,
+        quantization: kind,
+        connectivity: a.m,
+        expansion_add: a.ef_construction,
+        expansion_search: a.ef[0],
+        multi: false,
+    };
+    println!("== raw usearch engine, {kind:?} storage, {} data, n = {}, M = {}, ef_construction = {}", data.name(), a.n, a.m, a.ef_construction);
+    let index = usearch::Index::new(&options).expect("index");
+    index.reserve(a.n).expect("reserve");
+    let (t, cpu0) = (Instant::now(), cpu_seconds());
+    let mut gen_secs = 0.0;
+    for c in 0..a.n.div_ceil(CHUNK) {
+        let g = Instant::now();
+        let vs = chunk(data, a.seed, c, a.n);
+        gen_secs += g.elapsed().as_secs_f64();
+        for (j, v) in vs.chunks_exact(DIM).enumerate() {
+            index.add((c * CHUNK + j) as u64, v).expect("add");
+        }
+    }
+    println!(
+        "build: {:.1} s wall, ≈ {:.1} s CPU; memory: VmHWM {}, VmRSS {}, engine reports {:.0} MB",
+        t.elapsed().as_secs_f64() - gen_secs,
+        cpu_seconds() - cpu0 - gen_secs,
+        proc_status("VmHWM:"),
+        proc_status("VmRSS:"),
+        index.memory_usage() as f64 / 1e6
+    );
+    let qs = queries(data, a.seed, a.queries.max(a.truth_queries), a.n);
+    let tq = &qs[..a.truth_queries * DIM];
+    let truth = exact_truth(data, a.seed, a.n, tq, 10);
+    for &ef in &a.ef {
+        index.change_expansion_search(ef);
+        let mut ms: Vec<f64> = qs[..a.queries * DIM]
+            .chunks_exact(DIM)
+            .map(|q| {
+                let t = Instant::now();
+                std::hint::black_box(index.search(q, 10).expect("search"));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let mut hit = 0usize;
+        for (q, t) in tq.chunks_exact(DIM).zip(&truth) {
+            let got = index.search(q, 10).expect("search");
+            hit += got.keys.iter().filter(|k| t.iter().any(|x| x.0 == **k)).count();
+        }
+        println!(
+            "ef_search {ef:>4}: p50 {:.3} ms, p99 {:.3} ms ({} queries); recall@10 {:.4} ({} queries)",
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.99),
+            ms.len(),
+            hit as f64 / (10.0 * truth.len() as f64),
+            truth.len()
+        );
+    }
+}
+
 fn main() {
     let a = match parse() {
         Ok(a) => a,
@@ -742,6 +815,12 @@ fn main() {
     }
     if a.data.contains(&Data::LfwLike) {
         fit_lfw(&a.lfw);
+    }
+    if let Some(kind) = a.raw {
+        for &d in &a.data {
+            raw(&a, d, kind);
+        }
+        return;
     }
     for &d in &a.data {
         run(&a, d);
