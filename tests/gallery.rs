@@ -449,6 +449,20 @@ fn index_is_persisted_with_the_generation_and_loaded() {
     assert_eq!(g.index_origin(), "loaded");
     assert_eq!(g.len(), 2);
     assert!(g.check().unwrap().ok());
+    drop(g);
+    // An index file built with other graph parameters (M 16, the default before M 32) is not
+    // used: it is rebuilt from the store, and searches find the same faces.
+    let m16 = GalleryOptions { index: faceprint::index::IndexParams { connectivity: 16, ..Default::default() }, ..Default::default() };
+    {
+        let g = Gallery::open(&dir, m16.clone()).unwrap();
+        assert!(g.index_origin().starts_with("rebuilt") && g.index_origin().contains("connectivity"), "{}", g.index_origin());
+        g.save_index().unwrap();
+    }
+    assert_eq!(Gallery::open(&dir, m16).unwrap().index_origin(), "loaded");
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    assert!(g.index_origin().starts_with("rebuilt"), "{}", g.index_origin());
+    assert_eq!(g.len(), 2);
+    assert_eq!(g.identify(&emb(v), &params(0.5)).unwrap().matches[0].name, "A");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
