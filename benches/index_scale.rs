@@ -543,12 +543,16 @@ fn parse() -> Result<Args, String> {
 }
 
 fn time_queries(index: &VectorIndex, qs: &[f32], mode: SearchMode) -> Vec<f64> {
+    time_each(qs, |q| std::hint::black_box(index.search(q, 10, mode).expect("search")).len())
+}
+
+/// Milliseconds taken by `search` on each query row of `qs`, sorted.
+fn time_each<R>(qs: &[f32], search: impl Fn(&[f32]) -> R) -> Vec<f64> {
     let mut ms: Vec<f64> = qs
         .chunks_exact(DIM)
         .map(|q| {
             let t = Instant::now();
-            let r = index.search(q, 10, mode).expect("search");
-            std::hint::black_box(r);
+            std::hint::black_box(search(q));
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
@@ -770,15 +774,7 @@ fn raw(a: &Args, data: Data, kind: usearch::ScalarKind) {
     let truth = exact_truth(data, a.seed, a.n, tq, 10);
     for &ef in &a.ef {
         index.change_expansion_search(ef);
-        let mut ms: Vec<f64> = qs[..a.queries * DIM]
-            .chunks_exact(DIM)
-            .map(|q| {
-                let t = Instant::now();
-                std::hint::black_box(index.search(q, 10).expect("search"));
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        ms.sort_by(f64::total_cmp);
+        let ms = time_each(&qs[..a.queries * DIM], |q| index.search(q, 10).expect("search"));
         let mut hit = 0usize;
         for (q, t) in tq.chunks_exact(DIM).zip(&truth) {
             let got = index.search(q, 10).expect("search");

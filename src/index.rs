@@ -32,7 +32,7 @@
 //! 2⁻¹¹ · Σ|qᵢ·xᵢ| ≤ 2⁻¹¹ ≈ 4.9e-4 (Cauchy–Schwarz) plus f32 rounding; measured worst case over
 //! the test's queries is far below that (BENCHMARKS.md). The HNSW walk itself uses the f16 query
 //! and vectors; only the ordering of near-ties (closer than ~1e-3) can differ from f32.
-//! Memory, measured with F16 at 1,000,000 × 512-d: 1,361 MB (VmRSS) with M = 16 and 1,483 MB
+//! Memory, measured with F16 at 1,000,000 × 512-d: 1,361 MiB (VmRSS) with M = 16 and 1,483 MiB
 //! with M = 32, the default (1,024 B of vector per entry, the rest graph and bookkeeping).
 //!
 //! # Why usearch
@@ -158,7 +158,7 @@ pub struct IndexParams {
     /// HNSW links per node (M), 2..=256. Default 32: on 1,000,000 LFW-like 512-d f16 vectors
     /// (BENCHMARKS.md "1,000,000 vectors, LFW-like data") M = 32 at ef 64 found recall@10 0.988
     /// at p50 2.6 ms, where M = 16 needed ef 128 for 0.973 at 2.7 ms (same machine state); it
-    /// costs about 120 MB more per million vectors and twice the insert time.
+    /// costs about 120 MiB more per million vectors and twice the insert time.
     pub connectivity: usize,
     /// HNSW candidate list size while building (efConstruction), ≥ 1. Default 128.
     pub ef_construction: usize,
@@ -644,10 +644,7 @@ impl VectorIndex {
     /// Errors: [`IndexError::File`].
     pub fn save(&self, path: &Path, tag: &str) -> Result<(), IndexError> {
         let ferr = |message: String| IndexError::File { path: path.into(), message };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = folder_of(path);
         let name = path.file_name().ok_or_else(|| ferr("not a file path".into()))?;
         // The engine streams its part to a file of its own, which is then copied into ours: the
         // index is never serialized into memory beside itself (1M × 512-d f16 is 1.3 GB).
@@ -753,10 +750,7 @@ impl VectorIndex {
         }
         // The engine's part is copied to a file of its own (checksummed on the way) that the
         // engine then reads itself: the file is never held in memory beside the index.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = folder_of(path);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         // Next to the index (same file system, usually room for it), else in the temporary
         // folder (a read-only gallery folder).
@@ -833,6 +827,14 @@ impl VectorIndex {
 
 /// Length of the fixed part of the file header (magic … tag length).
 const HEADER_FIXED: usize = 8 + 4 + 4 + 4 + 1 + 4 + 8 + 4;
+
+/// The folder holding `path` (`.` for a bare file name): where temporary files go.
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
 
 /// Bytes copied at a time when an index file is written or read.
 const COPY_CHUNK: usize = 4 << 20;

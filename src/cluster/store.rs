@@ -533,10 +533,11 @@ impl Collection {
         if name.trim().is_empty() {
             return Err(ClusterError::InvalidParameter { name: "name", message: "empty name".into() });
         }
-        // The gallery's limits on names (256 characters, no control characters).
+        // The gallery's limits on names (length, no control characters).
+        let max = crate::gallery::MAX_NAME_CHARS;
         let chars = name.trim().chars().count();
-        if chars > 256 || name.trim().chars().any(char::is_control) {
-            let why = if chars > 256 { format!("{chars} characters, more than 256") } else { "contains control characters".to_string() };
+        if chars > max || name.trim().chars().any(char::is_control) {
+            let why = if chars > max { format!("{chars} characters, more than {max}") } else { "contains control characters".to_string() };
             return Err(ClusterError::InvalidParameter { name: "name", message: why });
         }
         // One name, one person: two people with the same name are one person split in two,

@@ -540,28 +540,31 @@ const _: fn() = || {
     assert_send_sync::<Gallery>();
 };
 
+/// Longest identity name, in characters (also the limit on a collection's person names).
+pub const MAX_NAME_CHARS: usize = 256;
+
 /// A name as error messages show it: quoted, and cut after 80 characters (a 100 kB name is not
 /// echoed back whole).
 fn shown(name: &str) -> String {
-    const MAX: usize = 80;
-    let n = name.chars().count();
-    if n <= MAX {
-        format!("{name:?}")
-    } else {
-        let head: String = name.chars().take(MAX).collect();
-        format!("{head:?}… ({n} characters)")
+    match head(name) {
+        None => format!("{name:?}"),
+        Some((h, n)) => format!("{h:?}… ({n} characters)"),
     }
 }
 
-/// `text` cut after 80 characters (for names already quoted, or ids).
+/// `text` cut after 80 characters, not quoted (for names already quoted, or ids).
 fn cut(text: &str) -> String {
+    match head(text) {
+        None => text.to_string(),
+        Some((h, n)) => format!("{h}… ({n} characters)"),
+    }
+}
+
+/// The first 80 characters of `text` and its length in characters, when it is longer than that.
+fn head(text: &str) -> Option<(String, usize)> {
     const MAX: usize = 80;
     let n = text.chars().count();
-    if n <= MAX {
-        text.to_string()
-    } else {
-        format!("{}… ({n} characters)", text.chars().take(MAX).collect::<String>())
-    }
+    (n > MAX).then(|| (text.chars().take(MAX).collect(), n))
 }
 
 fn check_name(name: &str) -> Result<String, GalleryError> {
@@ -570,8 +573,8 @@ fn check_name(name: &str) -> Result<String, GalleryError> {
     if n.is_empty() {
         return bad("empty");
     }
-    if n.chars().count() > 256 {
-        return bad("longer than 256 characters");
+    if n.chars().count() > MAX_NAME_CHARS {
+        return bad(&format!("longer than {MAX_NAME_CHARS} characters"));
     }
     if n.chars().any(char::is_control) {
         return bad("contains control characters");
