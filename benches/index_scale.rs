@@ -3,10 +3,23 @@
 //!
 //! ```text
 //! cargo bench --bench index_scale -- [--n 1000000] [--data uniform|faces|lfw-like|both]
-//!     [--storage f16|f32] [--m 16] [--ef-construction 128] [--ef 64[,128,...]] [--queries 1000]
+//!     [--storage f16|f32|i8] [--m 16] [--ef-construction 128] [--ef 64[,128,...]] [--queries 1000]
 //!     [--truth-queries 200] [--knn] [--crossover] [--serial] [--seed 42]
-//!     [--save FILE | --load FILE] [--lfw DIR]
+//!     [--save FILE | --load FILE] [--vectors FILE] [--lfw DIR] [--gallery DIR]
 //! ```
+//!
+//! `--gallery DIR` measures the gallery rather than the bare index: when DIR holds no gallery,
+//! it creates one with `--storage` as its index storage and enrolls the `--n` generated vectors
+//! (10 faces per identity, synthetic model id) in batches of 1,000; then it reports memory and
+//! single-thread `Gallery::identify` latency (top 5, max scoring, default search) and how often
+//! the probe's own identity ranks first, against the exact path. Run it a second time on the same
+//! DIR to measure a gallery opened from disk (its saved index loaded, not rebuilt).
+//!
+//! `--storage i8` keeps 1-byte codes in the index and rescores candidates from exact vectors
+//! outside it, as a gallery does from its store: here an f32 file (`--vectors FILE`, default the
+//! index file's path + `.f32`, or one in the temporary folder) read with positioned reads; it is
+//! written from the seeded generator when missing or of the wrong size. Its pages sit in the
+//! kernel's page cache (shared, evictable), not in the process's resident memory reported here.
 //!
 //! `--save FILE` writes the built index (one `--data` only) with [`VectorIndex::save`];
 //! `--load FILE` skips the build and measures queries on a saved index, so a slow build can run
@@ -36,7 +49,7 @@
 
 use std::time::Instant;
 
-use faceprint::index::{IndexParams, SearchMode, VectorIndex, VectorStorage};
+use faceprint::index::{ExactVectors, IndexParams, SearchMode, VectorIndex, VectorStorage};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 
@@ -467,6 +480,8 @@ struct Args {
     load: Option<std::path::PathBuf>,
     lfw: std::path::PathBuf,
     raw: Option<usearch::ScalarKind>,
+    vectors: Option<std::path::PathBuf>,
+    gallery: Option<std::path::PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -487,6 +502,8 @@ fn parse() -> Result<Args, String> {
         load: None,
         lfw: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw/lfw_funneled"),
         raw: None,
+        vectors: None,
+        gallery: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -507,7 +524,8 @@ fn parse() -> Result<Args, String> {
                 a.storage = match val()?.as_str() {
                     "f16" => VectorStorage::F16,
                     "f32" => VectorStorage::F32,
-                    o => return Err(format!("--storage {o}: expected f16 or f32")),
+                    "i8" => VectorStorage::I8,
+                    o => return Err(format!("--storage {o}: expected f16, f32 or i8")),
                 }
             }
             "--m" => a.m = num(val()?)?,
@@ -522,6 +540,8 @@ fn parse() -> Result<Args, String> {
             "--save" => a.save = Some(val()?.into()),
             "--load" => a.load = Some(val()?.into()),
             "--lfw" => a.lfw = val()?.into(),
+            "--vectors" => a.vectors = Some(val()?.into()),
+            "--gallery" => a.gallery = Some(val()?.into()),
             "--raw" => {
                 a.raw = Some(match val()?.as_str() {
                     "f16" => usearch::ScalarKind::F16,
@@ -603,6 +623,7 @@ fn run(a: &Args, data: Data) {
         a.ef_construction,
     );
     let tag = format!("index_scale data={} n={} seed={}", data.name(), a.n, a.seed);
+    let source = (a.storage == VectorStorage::I8).then(|| vectors_file(a, data));
     let mut index = match &a.load {
         Some(path) => {
             let t = Instant::now();
@@ -611,11 +632,15 @@ fn run(a: &Args, data: Data) {
                 eprintln!("index_scale: {} holds \"{got}\", not \"{tag}\"", path.display());
                 std::process::exit(2);
             }
+            let mut index = index;
+            if let Some(s) = &source {
+                index.set_exact_source(s.clone());
+            }
             println!("loaded {} vectors from {} in {:.1} s", index.len(), path.display(), t.elapsed().as_secs_f64());
             println!("memory: VmHWM {}, VmRSS {}, engine reports {:.0} MB", proc_status("VmHWM:"), proc_status("VmRSS:"), index.memory_usage() as f64 / 1e6);
             index
         }
-        None => build(a, data, params),
+        None => build(a, data, params, source),
     };
     if let Some(path) = &a.save {
         let t = Instant::now();
@@ -626,8 +651,11 @@ fn run(a: &Args, data: Data) {
 }
 
 /// Builds the index from the generated vectors, printing build time and memory.
-fn build(a: &Args, data: Data, params: IndexParams) -> VectorIndex {
+fn build(a: &Args, data: Data, params: IndexParams, source: Option<std::sync::Arc<FileVectors>>) -> VectorIndex {
     let mut index = VectorIndex::new(DIM, params).expect("index");
+    if let Some(s) = source {
+        index.set_exact_source(s);
+    }
     index.reserve(a.n).expect("reserve");
     let t = Instant::now();
     let cpu0 = cpu_seconds();
@@ -653,6 +681,60 @@ fn build(a: &Args, data: Data, params: IndexParams) -> VectorIndex {
     println!("build: {build:.1} s wall, ≈ {build_cpu:.1} s CPU (excluding ≈ {gen_secs:.1} s generating vectors)");
     println!("memory: VmHWM {}, VmRSS {}, engine reports {:.0} MB", proc_status("VmHWM:"), proc_status("VmRSS:"), index.memory_usage() as f64 / 1e6);
     index
+}
+
+/// Exact vectors for i8 rescoring: row `key` of a file of f32 rows (keys are 0..n in order).
+struct FileVectors {
+    file: std::fs::File,
+    rows: u64,
+}
+
+impl ExactVectors for FileVectors {
+    fn read(&self, key: u64, out: &mut [f32]) -> Result<bool, String> {
+        use std::os::unix::fs::FileExt;
+        if key >= self.rows {
+            return Ok(false);
+        }
+        let mut buf = [0u8; DIM * 4];
+        self.file.read_exact_at(&mut buf, key * (DIM as u64) * 4).map_err(|e| e.to_string())?;
+        for (o, b) in out.iter_mut().zip(buf.chunks_exact(4)) {
+            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(true)
+    }
+}
+
+/// The f32 vectors file for `--storage i8` (see the module docs), written when missing or of
+/// the wrong size.
+fn vectors_file(a: &Args, data: Data) -> std::sync::Arc<FileVectors> {
+    let path = a.vectors.clone().unwrap_or_else(|| match a.save.as_ref().or(a.load.as_ref()) {
+        Some(p) => std::path::PathBuf::from(format!("{}.f32", p.display())),
+        None => std::env::temp_dir().join(format!("index_scale-{}-{}-{}.f32", data.name(), a.n, a.seed)),
+    });
+    let bytes = (a.n * DIM * 4) as u64;
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(bytes) {
+        let t = Instant::now();
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).expect("creating the vectors file"));
+        for c in 0..a.n.div_ceil(CHUNK) {
+            let vs = chunk(data, a.seed, c, a.n);
+            let raw: Vec<u8> = vs.iter().flat_map(|x| x.to_le_bytes()).collect();
+            std::io::Write::write_all(&mut w, &raw).expect("writing the vectors file");
+        }
+        std::io::Write::flush(&mut w).expect("writing the vectors file");
+        println!("wrote the exact vectors ({:.0} MB) to {} in {:.1} s", bytes as f64 / 1e6, path.display(), t.elapsed().as_secs_f64());
+    }
+    println!("i8 rescoring reads exact vectors from {}", path.display());
+    let source = FileVectors { file: std::fs::File::open(&path).expect("opening the vectors file"), rows: a.n as u64 };
+    // A file of the right size from other data or another seed would rescore wrongly.
+    let last = a.n.div_ceil(CHUNK) - 1;
+    let expected = chunk(data, a.seed, last, a.n);
+    let mut row = vec![0f32; DIM];
+    source.read((last * CHUNK) as u64, &mut row).expect("reading the vectors file");
+    if row[..] != expected[..DIM] {
+        eprintln!("index_scale: {} holds other vectors than --data {} --n {} --seed {}", path.display(), data.name(), a.n, a.seed);
+        std::process::exit(2);
+    }
+    std::sync::Arc::new(source)
 }
 
 /// Latency and recall of the built index.
@@ -791,6 +873,90 @@ fn raw(a: &Args, data: Data, kind: usearch::ScalarKind) {
     }
 }
 
+/// `--gallery DIR`: see the module docs.
+fn gallery(a: &Args, data: Data, dir: &std::path::Path) {
+    use faceprint::compare::Threshold;
+    use faceprint::embed::{Embedding, ModelId};
+    use faceprint::gallery::{Gallery, GalleryOptions, IdentifyParams, NewFace};
+    let model = ModelId(format!("synthetic-{}-{}-{}", data.name(), a.n, a.seed));
+    println!("memory before the gallery (the fitted model, the runtime): VmRSS {}", proc_status("VmRSS:"));
+    let t = Instant::now();
+    let g = if dir.join(faceprint::gallery::STORE_FILE).exists() {
+        let g = Gallery::open(dir, GalleryOptions::default()).expect("opening the gallery");
+        println!(
+            "== gallery {} opened in {:.1} s: {} faces, {} index {}",
+            dir.display(),
+            t.elapsed().as_secs_f64(),
+            g.len(),
+            g.meta().expect("meta").index_storage,
+            g.index_origin()
+        );
+        assert_eq!(g.model_id(), &model, "the gallery holds other data than --data/--n/--seed");
+        g
+    } else {
+        let options = GalleryOptions { index: IndexParams { storage: a.storage, connectivity: a.m, ef_construction: a.ef_construction, ..Default::default() }, ..Default::default() };
+        let g = Gallery::create(dir, &model, DIM, options).expect("creating the gallery");
+        let ids = g.add_identities((0..a.n.div_ceil(PER_IDENTITY)).map(|i| (format!("p{i}"), serde_json::Value::Null)).collect()).expect("identities");
+        let cpu0 = cpu_seconds();
+        for c in 0..a.n.div_ceil(CHUNK) {
+            let vs = chunk(data, a.seed, c, a.n);
+            let rows: Vec<(i64, NewFace)> = vs
+                .chunks_exact(DIM)
+                .enumerate()
+                .map(|(j, v)| {
+                    let id = ids[(c * CHUNK + j) / PER_IDENTITY];
+                    (id, NewFace { embedding: Embedding { model: model.clone(), vector: v.to_vec() }, image_sha256: String::new(), bbox: [0.0; 4], quality: None, crop: None })
+                })
+                .collect();
+            for batch in rows.chunks(1000) {
+                g.enroll_many(batch.to_vec()).expect("enrolling");
+            }
+            if c % 10 == 9 {
+                eprintln!("  {} / {} enrolled, {:.0} s", g.len(), a.n, t.elapsed().as_secs_f64());
+            }
+        }
+        g.save_index().expect("saving the index");
+        println!(
+            "== gallery {} created: {} faces in {:.1} s wall, ≈ {:.1} s CPU (generation included), {} index",
+            dir.display(),
+            g.len(),
+            t.elapsed().as_secs_f64(),
+            cpu_seconds() - cpu0,
+            a.storage
+        );
+        g
+    };
+    println!("memory: VmHWM {}, VmRSS {}", proc_status("VmHWM:"), proc_status("VmRSS:"));
+    let qs = queries(data, a.seed, a.queries, a.n);
+    // The probes' identities, as `queries` draws them (same seed, same order).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed ^ 0x5151_5151);
+    let truth_ids: Vec<String> = (0..a.queries).map(|_| format!("p{}", rng.random_range(0..a.n.div_ceil(PER_IDENTITY)))).collect();
+    let probe = |q: &[f32]| Embedding { model: model.clone(), vector: q.to_vec() };
+    let p = IdentifyParams { top_k: 5, ..IdentifyParams::new(Threshold::user(0.3765)) };
+    let exact = IdentifyParams { search: SearchMode::Exact, ..p.clone() };
+    g.identify(&probe(&qs[..DIM]), &p).expect("identify"); // warm-up
+    let ms = time_each(&qs, |q| g.identify(&probe(q), &p).expect("identify"));
+    let (mut rank1, mut rank1_exact, mut same_top) = (0usize, 0usize, 0usize);
+    let check = a.truth_queries.min(a.queries);
+    for (q, who) in qs.chunks_exact(DIM).zip(&truth_ids).take(check) {
+        let got = g.identify(&probe(q), &p).expect("identify");
+        let ex = g.identify(&probe(q), &exact).expect("identify");
+        rank1 += usize::from(got.matches.first().map(|m| &m.name) == Some(who));
+        rank1_exact += usize::from(ex.matches.first().map(|m| &m.name) == Some(who));
+        same_top += usize::from(got.matches.first().map(|m| m.identity_id) == ex.matches.first().map(|m| m.identity_id));
+    }
+    println!(
+        "identify (top 5, max scoring, default search) 1 thread: p50 {:.3} ms, p99 {:.3} ms ({} probes); rank-1 {:.4} (exact path {:.4}); same first identity as the exact path {:.4} ({check} probes)",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        ms.len(),
+        rank1 as f64 / check as f64,
+        rank1_exact as f64 / check as f64,
+        same_top as f64 / check as f64
+    );
+    println!("memory after the queries: VmHWM {}, VmRSS {}", proc_status("VmHWM:"), proc_status("VmRSS:"));
+}
+
 fn main() {
     let a = match parse() {
         Ok(a) => a,
@@ -811,6 +977,16 @@ fn main() {
     }
     if a.data.contains(&Data::LfwLike) {
         fit_lfw(&a.lfw);
+    }
+    if let Some(dir) = &a.gallery {
+        if a.data != [Data::LfwLike] {
+            eprintln!("index_scale: --gallery needs --data lfw-like");
+            std::process::exit(2);
+        }
+        for &d in &a.data {
+            gallery(&a, d, dir);
+        }
+        return;
     }
     if let Some(kind) = a.raw {
         for &d in &a.data {

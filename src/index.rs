@@ -21,7 +21,8 @@
 //! Whatever the path, the similarities reported are recomputed from the stored vector and the
 //! f32 query (rescoring), so both paths report the same number for the same pair. With f16
 //! storage both paths rank by f16 scores first, take k + 8 candidates, rescore them and keep the
-//! best k.
+//! best k. With i8 storage they take k + 16 candidates by i8 cosine and rescore them from the
+//! exact vectors, which the caller keeps ([`ExactVectors`]).
 //!
 //! # Storage and accuracy
 //!
@@ -34,6 +35,20 @@
 //! and vectors; only the ordering of near-ties (closer than ~1e-3) can differ from f32.
 //! Memory, measured with F16 at 1,000,000 × 512-d: 1,361 MiB (VmRSS) with M = 16 and 1,483 MiB
 //! with M = 32, the default (1,024 B of vector per entry, the rest graph and bookkeeping).
+//!
+//! [`VectorStorage::I8`] keeps 1 byte per component and not the vectors themselves: each vector
+//! is scaled so that its largest |component| is 127 and rounded (our own quantization; usearch's
+//! default cast scales by the L2 norm and truncates, using about ±25 of the ±127 levels for a
+//! 512-d unit vector), and the engine compares codes by cosine, which ignores the per-vector
+//! scale. The i8 scores only pick candidates; the similarities reported are dot products of the
+//! f32 query with the exact vectors read from the caller's [`ExactVectors`] (for the gallery,
+//! its SQLite store), so they are exactly those of f32 storage (tested within 1e-5 of f64).
+//! What i8 can change is which vectors become candidates: a true neighbour is lost only if more
+//! than 16 others outrank it in i8 cosine (tested: the exact path returned the f64 top 20 on
+//! every query of 15,000 face-like vectors). An index without a source refuses to search
+//! ([`IndexError::NoExactSource`]) rather than report i8 similarities. Its file holds the codes
+//! and the graph only. Measurements (BENCHMARKS.md "i8 storage"): at 200,000 × 512-d, M 32, the
+//! engine held 253 MB against 387 MB for f16 and answered in about half the time at the same ef.
 //!
 //! # Why usearch
 //!
@@ -103,6 +118,18 @@ pub enum IndexError {
         /// What went wrong.
         message: String,
     },
+    /// An index with [`VectorStorage::I8`] was searched (or asked for a vector) before
+    /// [`VectorIndex::set_exact_source`] gave it the exact vectors to rescore with.
+    #[error("i8 storage reports exact similarities only: set an exact vector source (VectorIndex::set_exact_source) before searching")]
+    NoExactSource,
+    /// The exact vector source failed, or lacks a key the index holds.
+    #[error("exact vector source, key {key}: {message}")]
+    ExactSource {
+        /// The key being read.
+        key: u64,
+        /// What went wrong.
+        message: String,
+    },
     /// The HNSW library reported a failure (out of memory, for instance).
     #[error("nearest-neighbour engine failed during {operation}: {message}")]
     Engine {
@@ -121,6 +148,37 @@ pub enum VectorStorage {
     /// 2 bytes per component (IEEE half); similarity error below 1e-3 (bound 2⁻¹¹ ≈ 4.9e-4 for unit
     /// vectors, see the module docs). Components must lie within ±65504 (the f16 range).
     F16,
+    /// 1 byte per component: each vector scaled so that its largest |component| is 127 and
+    /// rounded to the nearest integer, compared by cosine. The i8 scores only choose
+    /// candidates; the similarities reported are recomputed from the exact vectors, which the
+    /// index does not hold: the caller provides them ([`ExactVectors`],
+    /// [`VectorIndex::set_exact_source`]; the gallery reads them from its store). See the
+    /// module docs for accuracy and memory.
+    I8,
+}
+
+impl std::fmt::Display for VectorStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VectorStorage::F32 => "f32",
+            VectorStorage::F16 => "f16",
+            VectorStorage::I8 => "i8",
+        })
+    }
+}
+
+impl std::str::FromStr for VectorStorage {
+    type Err = String;
+
+    /// `f32`, `f16` or `i8` (as [`std::fmt::Display`] writes them).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(VectorStorage::F32),
+            "f16" => Ok(VectorStorage::F16),
+            "i8" => Ok(VectorStorage::I8),
+            o => Err(format!("unknown vector storage {o:?}: expected f32, f16 or i8")),
+        }
+    }
 }
 
 impl VectorStorage {
@@ -128,6 +186,7 @@ impl VectorStorage {
         match self {
             VectorStorage::F32 => 0,
             VectorStorage::F16 => 1,
+            VectorStorage::I8 => 2,
         }
     }
 
@@ -135,6 +194,7 @@ impl VectorStorage {
         match c {
             0 => Some(VectorStorage::F32),
             1 => Some(VectorStorage::F16),
+            2 => Some(VectorStorage::I8),
             _ => None,
         }
     }
@@ -143,8 +203,50 @@ impl VectorStorage {
         match self {
             VectorStorage::F32 => usearch::ScalarKind::F32,
             VectorStorage::F16 => usearch::ScalarKind::F16,
+            VectorStorage::I8 => usearch::ScalarKind::I8,
         }
     }
+
+    /// The engine's metric: inner product for float storage (unit vectors), cosine for i8,
+    /// whose codes are scaled per vector and so are not unit length.
+    fn metric(self) -> usearch::MetricKind {
+        match self {
+            VectorStorage::F32 | VectorStorage::F16 => usearch::MetricKind::IP,
+            VectorStorage::I8 => usearch::MetricKind::Cos,
+        }
+    }
+
+    /// Candidates fetched beyond k for rescoring, so that a neighbour whose quantized score put
+    /// it just outside the top k moves back in once rescored.
+    fn rescore_extra(self) -> usize {
+        match self {
+            VectorStorage::F32 => 0,
+            VectorStorage::F16 => F16_RESCORE_EXTRA,
+            VectorStorage::I8 => I8_RESCORE_EXTRA,
+        }
+    }
+}
+
+/// Exact vectors for rescoring the candidates of an index with [`VectorStorage::I8`]: whatever
+/// holds them (a database, a file) outside the index's memory. Called from the searching
+/// threads, so it must be `Send + Sync`.
+pub trait ExactVectors: Send + Sync {
+    /// Writes the exact vector stored under `key` into `out` (length: the index's dimension,
+    /// L2-normalized as it was added). Returns `Ok(false)` when the source no longer has `key`
+    /// (a row deleted since: the candidate is dropped), `Err(message)` when it cannot be read.
+    fn read(&self, key: u64, out: &mut [f32]) -> Result<bool, String>;
+}
+
+/// `v` as i8 codes for [`VectorStorage::I8`]: scaled so that the largest |component| is 127 and
+/// rounded to nearest (the engine's own cast scales by the L2 norm and truncates, which for a
+/// 512-d unit vector uses about ±25 of the ±127 levels). Cosine ignores the scale.
+fn quantize_i8(v: &[f32]) -> Vec<i8> {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 {
+        return vec![0; v.len()];
+    }
+    let scale = 127.0 / max;
+    v.iter().map(|x| (x * scale).round().clamp(-127.0, 127.0) as i8).collect()
 }
 
 /// Index parameters. Defaults are documented per field.
@@ -260,6 +362,11 @@ fn worker_threads() -> usize {
 /// neighbour whose f16 score put it just outside the top k can move back in after rescoring.
 const F16_RESCORE_EXTRA: usize = 8;
 
+/// Extra candidates beyond k for i8 storage (see [`VectorStorage::rescore_extra`]): i8 scores
+/// are about 10× coarser than f16 ones (BENCHMARKS.md "i8 storage"), so more near-ties are
+/// re-ordered by rescoring.
+const I8_RESCORE_EXTRA: usize = 16;
+
 const MAGIC: &[u8; 8] = b"FPVECIDX";
 const FORMAT_VERSION: u32 = 1;
 /// Reserved by usearch to mark removed slots.
@@ -275,6 +382,8 @@ pub struct VectorIndex {
     slot: HashMap<u64, usize>,
     engine: usearch::Index,
     pool: ContextPool,
+    /// Where [`VectorStorage::I8`] rescoring reads exact vectors.
+    exact: Option<std::sync::Arc<dyn ExactVectors>>,
 }
 
 fn engine_err<E: std::fmt::Display>(operation: &'static str) -> impl Fn(E) -> IndexError {
@@ -284,7 +393,7 @@ fn engine_err<E: std::fmt::Display>(operation: &'static str) -> impl Fn(E) -> In
 fn new_engine(dim: usize, params: &IndexParams) -> Result<usearch::Index, IndexError> {
     let options = usearch::IndexOptions {
         dimensions: dim,
-        metric: usearch::MetricKind::IP,
+        metric: params.storage.metric(),
         quantization: params.storage.scalar(),
         connectivity: params.connectivity,
         expansion_add: params.ef_construction,
@@ -311,7 +420,7 @@ impl VectorIndex {
         let engine = new_engine(dim, &params)?;
         let threads = engine_threads();
         engine.reserve_capacity_and_threads(1024, threads).map_err(engine_err("reserving memory"))?;
-        Ok(VectorIndex { dim, params, keys: Vec::new(), slot: HashMap::new(), engine, pool: ContextPool::new(threads) })
+        Ok(VectorIndex { dim, params, keys: Vec::new(), slot: HashMap::new(), engine, pool: ContextPool::new(threads), exact: None })
     }
 
     /// Vector dimension.
@@ -354,6 +463,13 @@ impl VectorIndex {
         self.params.ef_search = ef;
         self.engine.change_expansion_search(ef);
         Ok(())
+    }
+
+    /// Gives an index with [`VectorStorage::I8`] the exact vectors its searches rescore with
+    /// (required before searching it; ignored by float storage, which rescores from its own
+    /// vectors). The source must hold every key added, under the same vector.
+    pub fn set_exact_source(&mut self, source: std::sync::Arc<dyn ExactVectors>) {
+        self.exact = Some(source);
     }
 
     /// Changes [`IndexParams::exact_below`].
@@ -423,7 +539,7 @@ impl VectorIndex {
         self.check(key, vector)?;
         if self.slot.contains_key(&key) {
             self.engine.remove(key).map_err(engine_err("replacing a vector"))?;
-            if let Err(e) = self.engine.add(key, vector) {
+            if let Err(e) = self.engine_add(key, vector) {
                 // The old vector is gone from the engine: keep the bookkeeping consistent.
                 self.forget(key);
                 return Err(engine_err("replacing a vector")(e));
@@ -431,7 +547,7 @@ impl VectorIndex {
             return Ok(());
         }
         self.grow_for(1)?;
-        self.engine.add(key, vector).map_err(engine_err("adding a vector"))?;
+        self.engine_add(key, vector).map_err(engine_err("adding a vector"))?;
         self.slot.insert(key, self.keys.len());
         self.keys.push(key);
         Ok(())
@@ -471,11 +587,19 @@ impl VectorIndex {
         // open in 2.26 with a proposed fix (pull request #772); revisit when a release has it.
         for &i in &rows {
             let v = &vectors[i * self.dim..(i + 1) * self.dim];
-            self.engine.add(keys[i], v).map_err(engine_err("adding vectors"))?;
+            self.engine_add(keys[i], v).map_err(engine_err("adding vectors"))?;
             self.slot.insert(keys[i], self.keys.len());
             self.keys.push(keys[i]);
         }
         Ok(())
+    }
+
+    fn engine_add(&self, key: u64, v: &[f32]) -> Result<(), String> {
+        match self.params.storage {
+            VectorStorage::I8 => self.engine.add(key, &quantize_i8(v)),
+            _ => self.engine.add(key, v),
+        }
+        .map_err(|e| e.to_string())
     }
 
     /// Drops `key` from the bookkeeping (not from the engine).
@@ -499,13 +623,20 @@ impl VectorIndex {
         true
     }
 
-    /// The stored vector under `key` (as f32; with f16 storage, the f16 values widened), or
-    /// `None` when absent.
+    /// The stored vector under `key` (as f32; with f16 storage, the f16 values widened; with i8
+    /// storage, read from the exact source), or `None` when absent (or, for i8, when no source
+    /// is set or it fails).
     pub fn vector(&self, key: u64) -> Option<Vec<f32>> {
         if !self.contains(key) {
             return None;
         }
         let mut v = vec![0f32; self.dim];
+        if self.params.storage == VectorStorage::I8 {
+            return match self.exact.as_ref()?.read(key, &mut v) {
+                Ok(true) => Some(v),
+                _ => None,
+            };
+        }
         match self.engine.get(key, &mut v) {
             Ok(1) => Some(v),
             _ => None,
@@ -523,7 +654,9 @@ impl VectorIndex {
     /// The `k` nearest vectors to `query` by cosine similarity, best first (ties by key).
     /// Returns fewer than `k` when the index holds fewer.
     ///
-    /// Errors: [`IndexError::WrongDimension`], [`IndexError::NonFinite`], [`IndexError::Engine`].
+    /// Errors: [`IndexError::WrongDimension`], [`IndexError::NonFinite`], [`IndexError::Engine`];
+    /// with i8 storage, [`IndexError::NoExactSource`] before [`Self::set_exact_source`] and
+    /// [`IndexError::ExactSource`] when the source fails.
     pub fn search(&self, query: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Neighbor>, IndexError> {
         self.check(0, query)?;
         self.search_checked(query, k, self.use_exact(mode), None)
@@ -534,14 +667,21 @@ impl VectorIndex {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let extra = usize::from(skip.is_some()) + if self.params.storage == VectorStorage::F16 { F16_RESCORE_EXTRA } else { 0 };
+        let storage = self.params.storage;
+        let source = match (storage, &self.exact) {
+            (VectorStorage::I8, None) => return Err(IndexError::NoExactSource),
+            (VectorStorage::I8, Some(s)) => Some(s.as_ref()),
+            _ => None,
+        };
+        let extra = usize::from(skip.is_some()) + storage.rescore_extra();
         let want = (k + extra).min(self.len());
         let matches = {
             let _ctx = self.pool.acquire();
-            if exact {
-                self.engine.exact_search(query, want).map_err(engine_err("exact search"))?
-            } else {
-                self.engine.search(query, want).map_err(engine_err("approximate search"))?
+            match (storage, exact) {
+                (VectorStorage::I8, true) => self.engine.exact_search(&quantize_i8(query), want).map_err(engine_err("exact search"))?,
+                (VectorStorage::I8, false) => self.engine.search(&quantize_i8(query), want).map_err(engine_err("approximate search"))?,
+                (_, true) => self.engine.exact_search(query, want).map_err(engine_err("exact search"))?,
+                (_, false) => self.engine.search(query, want).map_err(engine_err("approximate search"))?,
             }
         };
         let mut buf = vec![0f32; self.dim];
@@ -551,10 +691,18 @@ impl VectorIndex {
             if Some(key) == skip || !self.slot.contains_key(&key) {
                 continue;
             }
-            let similarity = match self.engine.get(key, &mut buf) {
-                Ok(1) => crate::compare::dot(&buf, query),
-                // Cannot happen for a key the engine just returned; fall back to its own score.
-                _ => 1.0 - distance,
+            let similarity = match source {
+                Some(source) => match source.read(key, &mut buf) {
+                    Ok(true) => crate::compare::dot(&buf, query),
+                    // Deleted from the source since (removed from the index a moment later).
+                    Ok(false) => continue,
+                    Err(message) => return Err(IndexError::ExactSource { key, message }),
+                },
+                None => match self.engine.get(key, &mut buf) {
+                    Ok(1) => crate::compare::dot(&buf, query),
+                    // Cannot happen for a key the engine just returned; fall back to its own score.
+                    _ => 1.0 - distance,
+                },
             };
             out.push(Neighbor { key, similarity });
         }
@@ -589,8 +737,12 @@ impl VectorIndex {
     /// clustering's kNN graph: 100,000 × 512-d, k = 10 took 73 s of CPU, ≈ 37 s on 2 idle cores
     /// (BENCHMARKS.md).
     ///
-    /// Errors: [`IndexError::Engine`].
+    /// Errors: [`IndexError::Engine`]; with i8 storage, [`IndexError::NoExactSource`] and
+    /// [`IndexError::ExactSource`] as [`Self::search`].
     pub fn knn_graph(&self, k: usize, mode: SearchMode) -> Result<Vec<Vec<Neighbor>>, IndexError> {
+        if self.params.storage == VectorStorage::I8 && self.exact.is_none() {
+            return Err(IndexError::NoExactSource);
+        }
         let exact = self.use_exact(mode);
         self.parallel_rows(self.len(), |i| {
             let key = self.keys[i];

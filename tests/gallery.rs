@@ -649,3 +649,76 @@ fn a_rate_outside_0_1_names_the_range_and_the_operating_points() {
     assert!(matches!(e, CalibrationError::InvalidRate { what: "FPIR", .. }), "{e}");
     assert!(c.threshold_at(1e-2).is_ok());
 }
+
+/// A gallery created with i8 index storage: the storage is recorded in the store (reopening
+/// with other options keeps it), candidates are rescored from the store so similarities equal a
+/// naive f64 computation within 1e-5 on the exact and the approximate path, the saved index is
+/// loaded again, and a deleted identity never comes back after a restart.
+#[test]
+fn i8_gallery_rescores_from_the_store() {
+    use faceprint::index::{IndexParams, VectorStorage};
+    let dir = tmpdir("i8");
+    let dim = 64;
+    let mut rng = Rng(4242);
+    // exact_below 50: Auto takes the HNSW path with 400 faces.
+    let options = GalleryOptions { index: IndexParams { storage: VectorStorage::I8, exact_below: 50, ..Default::default() }, ..Default::default() };
+    let mut faces = Vec::new();
+    let queries: Vec<Vec<f32>> = (0..15).map(|_| rng.unit(dim)).collect();
+    {
+        let g = Gallery::create(&dir, &ModelId(MODEL.into()), dim, options.clone()).unwrap();
+        assert_eq!(g.meta().unwrap().index_storage, VectorStorage::I8);
+        let ids: Vec<i64> = (0..60).map(|i| g.add_identity(&format!("id{i:02}"), serde_json::Value::Null).unwrap().id).collect();
+        let mut batch = Vec::new();
+        for k in 0..400 {
+            let i = (k * 7 + k / 3) % 60;
+            let v = rng.unit(dim);
+            faces.push((i, v.clone()));
+            batch.push((ids[i], face(v)));
+        }
+        g.enroll_many(batch).unwrap();
+    }
+    let check = |g: &Gallery, faces: &[(usize, Vec<f32>)]| {
+        for scoring in [Scoring::Max, Scoring::Mean] {
+            // The mean templates are held in f16 (not in the store to rescore from): 1e-3.
+            let tol = if scoring == Scoring::Mean { 1e-3 } else { 1e-5 };
+            for mode in [SearchMode::Exact, SearchMode::Auto] {
+                for q in &queries {
+                    let p = IdentifyParams { top_k: 5, scoring, search: mode, ..params(0.0) };
+                    let got = g.identify(&emb(q.clone()), &p).unwrap();
+                    let want = naive(faces, q, scoring == Scoring::Mean);
+                    assert_eq!(got.matches.len(), 5);
+                    for m in &got.matches {
+                        let (_, s) = want.iter().find(|(i, _)| format!("id{i:02}") == m.name).unwrap();
+                        assert!((m.similarity as f64 - s).abs() < tol, "{scoring:?} {mode:?}: {} vs {s}", m.similarity);
+                    }
+                    if mode == SearchMode::Exact {
+                        let (i, s) = &want[0];
+                        assert!(got.matches[0].name == format!("id{i:02}") || (got.matches[0].similarity as f64 - s).abs() < tol);
+                    }
+                }
+            }
+        }
+    };
+    // Reopened with the default options (f32): the gallery's own i8 storage is used, and the
+    // index saved on drop is loaded.
+    let g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    assert_eq!(g.meta().unwrap().index_storage, VectorStorage::I8);
+    assert_eq!(g.index_origin(), "loaded");
+    check(&g, &faces);
+    assert!(g.check().unwrap().ok());
+    // Remove an identity; after a restart it never comes back.
+    let target = faces.iter().find(|(i, _)| *i == 3).unwrap().1.clone();
+    assert_eq!(g.identify(&emb(target.clone()), &params(0.5)).unwrap().matches[0].name, "id03");
+    g.remove_identity(&"id03".into()).unwrap();
+    faces.retain(|(i, _)| *i != 3);
+    drop(g);
+    let g = Gallery::open(&dir, options).unwrap();
+    assert_eq!(g.index_origin(), "loaded");
+    for mode in [SearchMode::Exact, SearchMode::Approximate] {
+        let id = g.identify(&emb(target.clone()), &IdentifyParams { search: mode, top_k: 10, ..params(0.5) }).unwrap();
+        assert!(id.matches.iter().all(|m| m.name != "id03"), "{mode:?}: {id:?}");
+    }
+    check(&g, &faces);
+    drop(g);
+    let _ = std::fs::remove_dir_all(&dir);
+}

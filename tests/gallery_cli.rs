@@ -368,3 +368,44 @@ fn serve_refuses_a_missing_gallery_like_the_other_commands() {
     assert!(!none.join("gallery.sqlite").exists(), "no gallery was created");
     let _ = std::fs::remove_dir_all(&t);
 }
+
+/// `gallery init --index-storage i8`: the choice is recorded and reported by `gallery check`;
+/// enrollment and identification work (similarities rescored from the store, so the same photo
+/// scores ≈ 1). `index` on a folder with nothing to enroll is bad input (exit 3) with the reason,
+/// not a summary of zero files; `cluster --gallery` on an empty gallery is bad input too.
+#[test]
+fn an_i8_gallery_identifies_and_an_empty_folder_is_bad_input() {
+    let t = tmpdir("i8");
+    let gal = t.join("gallery");
+    let o = faceprint(&["gallery", "init", "--index-storage", "i8", "--json", "--gallery", s(&gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(json_lines(&o)[0]["index_storage"], "i8");
+    let o = faceprint(&["gallery", "init", "--index-storage", "i4", "--gallery", s(&t.join("other"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let y = common::sample("yaoming.jpg");
+    assert!(faceprint(&["enroll", "Yao", s(&y), "--gallery", s(&gal)]).status.success());
+    for extra in [&[][..], &["--exact"][..]] {
+        let mut args = vec!["identify", "--json", "--gallery", s(&gal), s(&y)];
+        args.extend_from_slice(extra);
+        let o = faceprint(&args);
+        assert!(o.status.success(), "{}", err(&o));
+        let r = &json_lines(&o)[0];
+        assert_eq!(r["decision"], "match", "{r}");
+        assert!(r["matches"][0]["similarity"].as_f64().unwrap() > 0.999, "{r}");
+    }
+    let o = faceprint(&["gallery", "check", "--gallery", s(&gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("i8 index"), "{}", String::from_utf8_lossy(&o.stdout));
+    let empty = t.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = faceprint(&["index", s(&empty), "--gallery", s(&gal)]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("no image files") && !String::from_utf8_lossy(&o.stdout).contains("0 file(s)"), "{}", err(&o));
+    // Clustering an empty gallery is bad input, not a perfect agreement over no pairs.
+    let none = t.join("none");
+    assert!(faceprint(&["gallery", "init", "--gallery", s(&none)]).status.success());
+    let o = faceprint(&["cluster", "--gallery", s(&none)]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert!(err(&o).contains("no enrolled faces"), "{}", err(&o));
+    let _ = std::fs::remove_dir_all(&t);
+}

@@ -8,6 +8,15 @@
 //!   store's generation counter. It is only a cache: on open, a missing, unreadable or
 //!   mismatched index (other generation, other keys, other dimension) is rebuilt from the store.
 //!
+//! The index's vector storage ([`crate::index::VectorStorage`]) is chosen when the gallery is
+//! created ([`GalleryOptions::index`]`.storage`, `gallery init --index-storage`) and recorded in
+//! the store; opening uses the recorded one whatever the options say. `f32` (the default) and
+//! `f16` hold the vectors in memory; `i8` holds 1-byte codes and rescores each search's
+//! candidates with the exact embeddings read from the store by face id (a second, read-only use
+//! of the SQLite file), so reported similarities, and so decisions, are those of `f32`, for a
+//! quarter of the vector memory. Mean templates ([`Scoring::Mean`]) are not in the store: an
+//! `i8` gallery keeps their index in f16 (similarities within 1e-3).
+//!
 //! [`Gallery`] is `Send + Sync`; all methods take `&self`. The store is behind a mutex and the
 //! live index behind a read-write lock; the pipeline helpers ([`Gallery::enroll_image`],
 //! [`Gallery::identify_image`]) run detection and embedding before taking either lock.
@@ -48,7 +57,7 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use image::RgbImage;
 use serde::Serialize;
@@ -56,7 +65,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compare::Threshold;
 use crate::embed::{Embedding, ModelId};
-use crate::index::{IndexError, IndexParams, SearchMode, VectorIndex};
+use crate::index::{ExactVectors, IndexError, IndexParams, SearchMode, VectorIndex, VectorStorage};
 use crate::pipeline::{AnalyzedImage, FaceAnalyzer};
 use crate::quality::{FaceQuality, QualityGate};
 
@@ -298,7 +307,8 @@ impl GalleryError {
 /// Options for opening or creating a gallery. Defaults: [`IndexParams::default`], crops not stored.
 #[derive(Debug, Clone, Default)]
 pub struct GalleryOptions {
-    /// Search index parameters (exact-search size limit, HNSW parameters).
+    /// Search index parameters (exact-search size limit, HNSW parameters). Its `storage` is
+    /// used by [`Gallery::create`] and recorded; [`Gallery::open`] uses the recorded storage.
     pub index: IndexParams,
     /// For [`Gallery::create`]: store aligned 112×112 crops (PNG) at enrollment by default.
     /// Off by default (face images are personal data); needed for [`Gallery::reembed_into`].
@@ -524,6 +534,8 @@ pub struct Gallery {
     dir: PathBuf,
     meta: GalleryMeta,
     params: IndexParams,
+    /// The store, read by face id, for an index with i8 storage (None otherwise).
+    source: Option<Arc<dyn ExactVectors>>,
     store: Mutex<Store>,
     live: RwLock<Live>,
     index_origin: String,
@@ -630,7 +642,7 @@ impl Gallery {
             return Err(GalleryError::AlreadyExists { path: dir.to_path_buf() });
         }
         let _ = std::fs::remove_file(dir.join(INDEX_FILE));
-        Store::create(&path, model, dim, options.store_crops)?;
+        Store::create(&path, model, dim, options.store_crops, options.index.storage)?;
         Self::open(dir, options)
     }
 
@@ -657,12 +669,17 @@ impl Gallery {
         }
         let store = Store::open(&path)?;
         let meta = store.meta()?;
-        let params = options.index.clone();
-        let (live, index_origin) = Self::load_live(&store, &meta, dir, &params)?;
-        Ok(Gallery { dir: dir.to_path_buf(), meta, params, store: Mutex::new(store), live: RwLock::new(live), index_origin })
+        // The storage is the gallery's, chosen at creation; the other parameters are the caller's.
+        let params = IndexParams { storage: meta.index_storage, ..options.index.clone() };
+        let source = match params.storage {
+            VectorStorage::I8 => Some(Arc::new(store::EmbeddingReader::open(&path)?) as Arc<dyn ExactVectors>),
+            VectorStorage::F32 | VectorStorage::F16 => None,
+        };
+        let (live, index_origin) = Self::load_live(&store, &meta, dir, &params, &source)?;
+        Ok(Gallery { dir: dir.to_path_buf(), meta, params, source, store: Mutex::new(store), live: RwLock::new(live), index_origin })
     }
 
-    fn load_live(store: &Store, meta: &GalleryMeta, dir: &Path, params: &IndexParams) -> Result<(Live, String), GalleryError> {
+    fn load_live(store: &Store, meta: &GalleryMeta, dir: &Path, params: &IndexParams, source: &Option<Arc<dyn ExactVectors>>) -> Result<(Live, String), GalleryError> {
         let generation = store.generation()?;
         let names: HashMap<i64, String> = store.names()?.into_iter().collect();
         let mut face_identity = HashMap::new();
@@ -672,7 +689,12 @@ impl Gallery {
         let loaded = match VectorIndex::load(&dir.join(INDEX_FILE), params.clone()) {
             Ok((_, tag)) if tag != generation.to_string() => Err(format!("index file is at generation {tag}, the store at {generation}")),
             Ok((index, _)) if index.dim() != meta.dim => Err(format!("index file has dimension {}, the gallery {}", index.dim(), meta.dim)),
-            Ok((index, _)) => Ok(index),
+            Ok((mut index, _)) => {
+                if let Some(s) = source {
+                    index.set_exact_source(s.clone());
+                }
+                Ok(index)
+            }
             Err(e) => Err(e.to_string()),
         };
         let (index, origin) = match loaded {
@@ -683,14 +705,14 @@ impl Gallery {
                     face_identity.extend(ids.into_iter().map(|(f, i)| (f as u64, i)));
                     (index, "loaded".to_string())
                 } else {
-                    let (index, fi, t) = Self::build_index(store, meta, params)?;
+                    let (index, fi, t) = Self::build_index(store, meta, params, source)?;
                     face_identity = fi;
                     templates = Some(t);
                     (index, "rebuilt: the index file's keys differ from the store's faces".to_string())
                 }
             }
             Err(reason) => {
-                let (index, fi, t) = Self::build_index(store, meta, params)?;
+                let (index, fi, t) = Self::build_index(store, meta, params, source)?;
                 face_identity = fi;
                 templates = Some(t);
                 (index, format!("rebuilt: {reason}"))
@@ -701,8 +723,16 @@ impl Gallery {
     }
 
     /// Reads every embedding: the face index, face → identity, and the mean templates.
-    fn build_index(store: &Store, meta: &GalleryMeta, params: &IndexParams) -> Result<(VectorIndex, HashMap<u64, i64>, Templates), GalleryError> {
+    fn build_index(
+        store: &Store,
+        meta: &GalleryMeta,
+        params: &IndexParams,
+        source: &Option<Arc<dyn ExactVectors>>,
+    ) -> Result<(VectorIndex, HashMap<u64, i64>, Templates), GalleryError> {
         let mut index = VectorIndex::new(meta.dim, params.clone())?;
+        if let Some(s) = source {
+            index.set_exact_source(s.clone());
+        }
         let mut fi = HashMap::new();
         let mut sums: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
         let mut err = None;
@@ -734,7 +764,7 @@ impl Gallery {
         }
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
         let names = store.names()?.into_iter().collect();
-        let (index, fi, t) = Self::build_index(&store, &self.meta, &self.params)?;
+        let (index, fi, t) = Self::build_index(&store, &self.meta, &self.params, &self.source)?;
         *live = Live { generation: g, index, face_identity: fi, names, templates: Some(t), dirty: true };
         Ok(())
     }
@@ -1654,8 +1684,15 @@ impl Drop for Gallery {
 }
 
 impl Templates {
+    /// The templates' index: the faces' parameters, but f16 for an i8 gallery, since the
+    /// templates (means) are not in the store to rescore from (one per identity, far fewer
+    /// vectors than faces).
     fn from_sums(sums: HashMap<i64, (Vec<f32>, usize)>, dim: usize, params: &IndexParams) -> Result<Templates, GalleryError> {
-        let mut index = VectorIndex::new(dim, params.clone())?;
+        let storage = match params.storage {
+            VectorStorage::I8 => VectorStorage::F16,
+            s => s,
+        };
+        let mut index = VectorIndex::new(dim, IndexParams { storage, ..params.clone() })?;
         for (identity, (sum, _)) in &sums {
             index.add(*identity as u64, &normalized(sum))?;
         }

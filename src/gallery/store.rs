@@ -19,6 +19,9 @@
 //! - `gallery`: one row: model id, embedding dimension, created (UTC, RFC 3339), `generation`
 //!   (bumped by every change; the persisted search index carries the generation it was saved at),
 //!   `store_crops` (whether enrollment keeps aligned crops by default);
+//! - `settings`: key/value text; `index_storage` is the search index's vector storage
+//!   (`f32`, `f16` or `i8`, see [`crate::index::VectorStorage`]). Galleries made before this
+//!   table existed have none and use `f32`; older builds ignore it (same answers, more memory);
 //! - `identities`: id, unique name, metadata (JSON object), created;
 //! - `faces`: id, identity, embedding (`dim` little-endian f32), model id, source image content
 //!   SHA-256 (hex), box `[x1, y1, x2, y2]` (pixels, JSON), quality (JSON of
@@ -33,6 +36,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::GalleryError;
+use crate::index::{ExactVectors, VectorStorage};
 use crate::embed::ModelId;
 use crate::quality::FaceQuality;
 
@@ -55,6 +59,14 @@ pub struct GalleryMeta {
     pub generation: u64,
     /// Whether enrollment stores aligned crops by default.
     pub store_crops: bool,
+    /// How the search index holds the vectors (chosen at creation, `f32` for galleries made
+    /// before the choice existed). With `i8` the index rescores candidates from the store.
+    #[serde(serialize_with = "as_text")]
+    pub index_storage: VectorStorage,
+}
+
+fn as_text<S: serde::Serializer>(v: &VectorStorage, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// One identity as stored.
@@ -138,7 +150,7 @@ impl Store {
     /// Creates a new store file at `path` (which must not exist). The store is built in
     /// `<path>.creating` and renamed into place, so a crash during creation leaves either no
     /// gallery or a complete, empty one.
-    pub fn create(path: &Path, model: &ModelId, dim: usize, store_crops: bool) -> Result<Self, GalleryError> {
+    pub fn create(path: &Path, model: &ModelId, dim: usize, store_crops: bool, index_storage: VectorStorage) -> Result<Self, GalleryError> {
         let tmp = path.with_extension("sqlite.creating");
         for f in [tmp.clone(), tmp.with_extension("creating-wal"), tmp.with_extension("creating-shm")] {
             let _ = std::fs::remove_file(f);
@@ -176,7 +188,8 @@ impl Store {
                      crop_png BLOB
                  );
                  CREATE INDEX faces_identity ON faces(identity_id);
-                 CREATE INDEX faces_source ON faces(image_sha256);"
+                 CREATE INDEX faces_source ON faces(image_sha256);
+                 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
             );
             s.conn.execute_batch(&sql).map_err(s.err())?;
             s.conn
@@ -185,6 +198,7 @@ impl Store {
                     params![model.0, dim as i64, store_crops],
                 )
                 .map_err(s.err())?;
+            s.conn.execute("INSERT INTO settings (key, value) VALUES ('index_storage', ?1)", params![index_storage.to_string()]).map_err(s.err())?;
             s.conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);").map_err(s.err())?;
             // Closing the last connection checkpoints the WAL into the file and removes it.
         }
@@ -231,6 +245,20 @@ impl Store {
     }
 
     pub fn meta(&self) -> Result<GalleryMeta, GalleryError> {
+        let has_settings: bool = self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings')", [], |r| r.get(0))
+            .map_err(self.err())?;
+        let index_storage = if has_settings {
+            let v: Option<String> =
+                self.conn.query_row("SELECT value FROM settings WHERE key = 'index_storage'", [], |r| r.get(0)).optional().map_err(self.err())?;
+            match v {
+                None => VectorStorage::F32,
+                Some(v) => v.parse().map_err(|e: String| GalleryError::Unreadable { path: self.path.clone(), detail: format!("setting index_storage: {e}") })?,
+            }
+        } else {
+            VectorStorage::F32
+        };
         self.conn
             .query_row("SELECT model_id, dim, created, generation, store_crops FROM gallery WHERE id = 1", [], |r| {
                 Ok(GalleryMeta {
@@ -239,6 +267,7 @@ impl Store {
                     created: r.get(2)?,
                     generation: r.get::<_, i64>(3)? as u64,
                     store_crops: r.get(4)?,
+                    index_storage,
                 })
             })
             .map_err(self.err())
@@ -412,6 +441,35 @@ impl Store {
             problems.push(r.map_err(self.err())?);
         }
         Ok(problems)
+    }
+}
+
+/// The exact embeddings an index with [`VectorStorage::I8`] rescores with, read by face id
+/// through a connection of its own (searches never wait for the gallery's writer lock; a
+/// committed face is visible to it before the index lists it).
+pub(crate) struct EmbeddingReader {
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl EmbeddingReader {
+    pub(crate) fn open(path: &Path) -> Result<Self, GalleryError> {
+        Ok(EmbeddingReader { conn: std::sync::Mutex::new(Store::connect(path)?) })
+    }
+}
+
+impl ExactVectors for EmbeddingReader {
+    fn read(&self, key: u64, out: &mut [f32]) -> Result<bool, String> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn.prepare_cached("SELECT embedding FROM faces WHERE id = ?1").map_err(|e| e.to_string())?;
+        let blob: Option<Vec<u8>> = stmt.query_row(params![key as i64], |r| r.get(0)).optional().map_err(|e| e.to_string())?;
+        let Some(blob) = blob else { return Ok(false) };
+        if blob.len() != out.len() * 4 {
+            return Err(format!("stored embedding has {} bytes, expected {}", blob.len(), out.len() * 4));
+        }
+        for (o, c) in out.iter_mut().zip(blob.chunks_exact(4)) {
+            *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        Ok(true)
     }
 }
 

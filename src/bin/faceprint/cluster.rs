@@ -621,6 +621,15 @@ fn cluster_gallery_cmd(g: &Global, dir: Option<&Path>, threshold: Option<f32>, m
         Ok(gal) => gal,
         Err(e) => return Ok(fail(g, ClusterError::Gallery(e))),
     };
+    if gal.is_empty() {
+        // Agreement over no pairs would print as a perfect 1.0000.
+        let msg = format!("gallery {} has no enrolled faces: nothing to cluster", dir.display());
+        eprintln!("error: {msg}");
+        if g.json {
+            println!("{}", json!({"error": msg, "exit_code": EXIT_BAD_INPUT}));
+        }
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
     // The gallery's model sets the threshold, through its calibration, as for photo folders.
     if threshold.is_none() {
         match Calibration::for_model(&data, gal.model_id()).map_err(faceprint::Error::from).and_then(|c| Ok(c.threshold_at(1e-4)?)) {

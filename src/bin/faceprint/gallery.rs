@@ -42,6 +42,12 @@ pub(crate) enum GalleryCmd {
         /// Store each enrolled face's aligned 112×112 crop (PNG), which `gallery reembed` needs
         #[arg(long)]
         store_crops: bool,
+        /// How the search index holds the vectors in memory: f32 (4 bytes per component), f16
+        /// (2) or i8 (1; candidates are rescored from the store, so similarities stay exact).
+        /// Fixed for the gallery's life. For a million faces: about 2.4 GB, 1.5 GB and 1.0 GB
+        /// (BENCHMARKS.md)
+        #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "i8"])]
+        index_storage: String,
         #[command(flatten)]
         gallery: GalleryArgs,
         #[command(flatten)]
@@ -292,17 +298,27 @@ fn out_line(v: serde_json::Value) {
 
 pub(crate) fn gallery_cmd(g: &Global, cmd: GalleryCmd) -> anyhow::Result<ExitCode> {
     run(g, || match cmd {
-        GalleryCmd::Init { store_crops, gallery, model } => {
+        GalleryCmd::Init { store_crops, index_storage, gallery, model } => {
+            let storage: faceprint::index::VectorStorage = index_storage.parse().map_err(anyhow::Error::msg)?;
             let dir = gallery_dir(g, &gallery);
             let mut cfg = config(g, &model, true);
             cfg.cache = None;
             let analyzer = load_analyzer(cfg)?;
             let rec = analyzer.recognizer().context("no recogniser loaded")?;
-            let gal = Gallery::create(&dir, rec.model_id(), rec.dim(), GalleryOptions { store_crops, ..Default::default() })?;
+            let gal = Gallery::create(&dir, rec.model_id(), rec.dim(), GalleryOptions {
+                store_crops,
+                index: faceprint::index::IndexParams { storage, ..Default::default() },
+            })?;
             if g.json {
-                out_line(json!({"gallery": dir, "model": gal.model_id(), "dim": gal.dim(), "store_crops": store_crops}));
+                out_line(json!({"gallery": dir, "model": gal.model_id(), "dim": gal.dim(), "store_crops": store_crops, "index_storage": storage.to_string()}));
             } else {
-                println!("created gallery {} for model {} ({}-d embeddings){}", dir.display(), gal.model_id(), gal.dim(), if store_crops { ", storing face crops" } else { "" });
+                println!(
+                    "created gallery {} for model {} ({}-d embeddings, {storage} index){}",
+                    dir.display(),
+                    gal.model_id(),
+                    gal.dim(),
+                    if store_crops { ", storing face crops" } else { "" }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -395,11 +411,12 @@ pub(crate) fn gallery_cmd(g: &Global, cmd: GalleryCmd) -> anyhow::Result<ExitCod
                 out_line(json!({"ok": r.ok(), "report": r}));
             } else {
                 println!(
-                    "gallery {}: {} identities, {} faces, generation {}; index {}",
+                    "gallery {}: {} identities, {} faces, generation {}; {} index {}",
                     gal.dir().display(),
                     r.identities,
                     r.faces,
                     r.generation,
+                    gal.meta()?.index_storage,
                     r.index_origin
                 );
                 for p in r.store_problems.iter().chain(&r.index_problems) {
@@ -752,6 +769,12 @@ pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
         let analyzer = load_analyzer(config(g, &a.model, true))?;
         check_model(&gal, &analyzer)?;
         let (files, mut failures, bad_rows) = labelled_files(&a.dir, a.labels.as_deref())?;
+        if files.is_empty() && bad_rows.is_empty() {
+            // Nothing to enroll (an empty folder, photos without a sub-folder): say why, without
+            // a summary of zero files.
+            let why = if failures.is_empty() { format!("{}: no labelled photos found", a.dir.display()) } else { failures.join("\n  ") };
+            return bad_input(g, why);
+        }
         let mut warnings: Vec<String> = Vec::new();
         let store_crop = a.choice.store_crop || gal.stores_crops();
         let policy = a.choice.policy();
