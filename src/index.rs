@@ -142,11 +142,14 @@ pub enum IndexError {
 
 /// How vectors are held in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum VectorStorage {
     /// 4 bytes per component; exact.
+    #[serde(alias = "F32")]
     F32,
     /// 2 bytes per component (IEEE half); similarity error below 1e-3 (bound 2⁻¹¹ ≈ 4.9e-4 for unit
     /// vectors, see the module docs). Components must lie within ±65504 (the f16 range).
+    #[serde(alias = "F16")]
     F16,
     /// 1 byte per component: each vector scaled so that its largest |component| is 127 and
     /// rounded to the nearest integer, compared by cosine. The i8 scores only choose
@@ -154,6 +157,7 @@ pub enum VectorStorage {
     /// index does not hold: the caller provides them ([`ExactVectors`],
     /// [`VectorIndex::set_exact_source`]; the gallery reads them from its store). See the
     /// module docs for accuracy and memory.
+    #[serde(alias = "I8")]
     I8,
 }
 
@@ -939,7 +943,7 @@ impl VectorIndex {
             return Err(ferr("damaged header (dimension 0)".into()));
         }
         if storage != params.storage {
-            return Err(ferr(format!("stored as {storage:?} but {:?} was asked for: rebuild the index", params.storage)));
+            return Err(ferr(format!("built with {storage} storage, {} was asked for (the index must be rebuilt)", params.storage)));
         }
         if connectivity != params.connectivity {
             return Err(ferr(format!("built with connectivity {connectivity} but {} was asked for: rebuild the index", params.connectivity)));

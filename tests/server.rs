@@ -259,6 +259,13 @@ fn every_route_answers_as_its_openapi_schema_says() {
     assert_eq!(idf["faces"][0]["matches"][0]["identity"], "Yao Ming");
     // Default open-set operating point: FPIR 1 % for a gallery of 2 identities (mean templates).
     assert_eq!(idf["operating_point"], "FPIR≤1e-2 at N=2 (FAR=5e-3)");
+    // Exact search on request (form and JSON): the same answer at this size.
+    let (st, ex) = json_of(s.post_form("/v1/identify", k, Form::new().part("image", file_part(&yao())).text("exact", "true")));
+    assert_eq!(st, 200, "{ex}");
+    assert_eq!(ex["faces"][0]["matches"], idf["faces"][0]["matches"], "{ex}");
+    let (st, ex) = json_of(s.post_json("/v1/identify", k, &json!({"image": b64(&yao()), "exact": true, "scoring": "max"})));
+    assert_eq!(st, 200, "{ex}");
+    assert_eq!(ex["faces"][0]["matches"][0]["identity"], "Yao Ming", "{ex}");
     let (st, vi) = json_of(s.post_form("/v1/verify", k, Form::new().part("a", file_part(&yao())).text("identity", yao_id.to_string())));
     assert_eq!(st, 200, "{vi}");
     check_schema(&doc, "/v1/verify", "post", st, &vi);

@@ -15,7 +15,8 @@
 //! candidates with the exact embeddings read from the store by face id (a second, read-only use
 //! of the SQLite file), so reported similarities, and so decisions, are those of `f32`, for a
 //! quarter of the vector memory. Mean templates ([`Scoring::Mean`]) are not in the store: an
-//! `i8` gallery keeps their index in f16 (similarities within 1e-3).
+//! `i8` gallery keeps their index in f16, and rescores its candidates from the f32 template sums
+//! held in memory, so mean-scoring similarities are also those of `f32`.
 //!
 //! [`Gallery`] is `Send + Sync`; all methods take `&self`. The store is behind a mutex and the
 //! live index behind a read-write lock; the pipeline helpers ([`Gallery::enroll_image`],
@@ -552,6 +553,10 @@ const _: fn() = || {
     assert_send_sync::<Gallery>();
 };
 
+/// Extra mean-template candidates rescored from the f32 sums when the template index is not
+/// f32 (f16 scores are within 4.9e-4, so ties closer than that may re-order).
+const TEMPLATE_RESCORE_EXTRA: usize = 8;
+
 /// Longest identity name, in characters (also the limit on a collection's person names).
 pub const MAX_NAME_CHARS: usize = 256;
 
@@ -598,6 +603,17 @@ fn check_name(name: &str) -> Result<String, GalleryError> {
         return bad("a name made only of digits is read as an identity id (in the HTTP API's paths); add a letter");
     }
     Ok(n.to_string())
+}
+
+/// Why a stored embedding cannot be used, if it cannot: wrong length or non-finite values.
+fn damaged_embedding(v: &[f32], dim: usize) -> Option<String> {
+    if v.len() != dim {
+        Some(format!("{} values, the gallery's dimension is {dim}", v.len()))
+    } else if v.iter().any(|x| !x.is_finite()) {
+        Some("non-finite values".into())
+    } else {
+        None
+    }
 }
 
 fn normalized(v: &[f32]) -> Vec<f32> {
@@ -701,7 +717,11 @@ impl Gallery {
             Ok(index) => {
                 let mut ids = Vec::new();
                 store.for_each_face_identity(|f, i| ids.push((f, i)))?;
-                if ids.len() == index.len() && ids.iter().all(|(f, _)| index.contains(*f as u64)) {
+                // Every face indexed, except damaged rows (which a rebuild leaves out too).
+                let missing: Vec<i64> = ids.iter().filter(|(f, _)| !index.contains(*f as u64)).map(|(f, _)| *f).collect();
+                let only_damaged_missing = index.len() + missing.len() == ids.len()
+                    && missing.iter().all(|f| matches!(store.embedding(*f), Ok(Some(v)) if damaged_embedding(&v, meta.dim).is_some()));
+                if only_damaged_missing {
                     face_identity.extend(ids.into_iter().map(|(f, i)| (f as u64, i)));
                     (index, "loaded".to_string())
                 } else {
@@ -737,7 +757,9 @@ impl Gallery {
         let mut sums: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
         let mut err = None;
         store.for_each_embedding(|face, identity, v| {
-            if err.is_none() {
+            // A damaged row (wrong length, non-finite values: never written by faceprint) is
+            // left out of the index, so the gallery still opens; `check` reports it.
+            if err.is_none() && damaged_embedding(&v, meta.dim).is_none() {
                 if let Err(e) = index.add(face as u64, &v) {
                     err = Some(e);
                 }
@@ -1065,7 +1087,8 @@ impl Gallery {
             |live, v| {
                 live.index.remove(face as u64);
                 live.face_identity.remove(&(face as u64));
-                if let Some(t) = &mut live.templates {
+                // A damaged row was never in the templates.
+                if let (Some(t), None) = (&mut live.templates, damaged_embedding(v, self.meta.dim)) {
                     t.subtract(rec.identity, v)?;
                 }
                 Ok(())
@@ -1340,15 +1363,25 @@ impl Gallery {
             }
             Scoring::Mean => {
                 if let Some(t) = &live.templates {
-                    for h in t.index.search(q, want.min(t.index.len()), params.search)? {
+                    // The template index ranks (in f16 for an i8 gallery); similarities come from
+                    // the f32 sums, normalized as the f32 index stores them, so every storage
+                    // reports the same number. A few extra candidates let near-ties re-order.
+                    let extra = if self.params.storage == VectorStorage::F32 { 0 } else { TEMPLATE_RESCORE_EXTRA };
+                    for h in t.index.search(q, (want + extra).min(t.index.len()), params.search)? {
                         let identity = h.key as i64;
+                        let similarity = match t.sums.get(&identity) {
+                            Some((sum, _)) => crate::compare::dot(&normalized(sum), q),
+                            None => h.similarity,
+                        };
                         ranked.push(Match {
                             identity_id: identity,
                             name: live.names.get(&identity).cloned().unwrap_or_default(),
-                            similarity: h.similarity.clamp(-1.0, 1.0),
+                            similarity: similarity.clamp(-1.0, 1.0),
                             face: None,
                         });
                     }
+                    ranked.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then(a.identity_id.cmp(&b.identity_id)));
+                    ranked.truncate(want);
                 }
             }
         }
@@ -1366,6 +1399,9 @@ impl Gallery {
         }
         let mut sums: HashMap<i64, (Vec<f32>, usize)> = HashMap::new();
         store.for_each_embedding(|_, identity, v| {
+            if damaged_embedding(&v, self.meta.dim).is_some() {
+                return;
+            }
             let e = sums.entry(identity).or_insert_with(|| (vec![0.0; v.len()], 0));
             for (a, b) in e.0.iter_mut().zip(&v) {
                 *a += b;
@@ -1413,7 +1449,12 @@ impl Gallery {
     pub fn check(&self) -> Result<CheckReport, GalleryError> {
         self.sync()?;
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        let store_problems = store.integrity_check()?;
+        let mut store_problems = store.integrity_check()?;
+        store.for_each_embedding(|f, _, v| {
+            if let Some(why) = damaged_embedding(&v, self.meta.dim) {
+                store_problems.push(format!("face {f}: damaged stored embedding ({why}); it is not searched: remove it with `faceprint gallery remove --face {f}`"));
+            }
+        })?;
         let identities = store.identities()?.len();
         let generation = store.generation()?;
         let mut in_store = Vec::new();

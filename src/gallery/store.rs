@@ -382,6 +382,12 @@ impl Store {
             .map_err(self.err())
     }
 
+    /// The stored embedding of face `id` (as stored: its length is not checked), if the face exists.
+    pub fn embedding(&self, id: i64) -> Result<Option<Vec<f32>>, GalleryError> {
+        let b: Option<Vec<u8>> = self.conn.query_row("SELECT embedding FROM faces WHERE id = ?1", params![id], |r| r.get(0)).optional().map_err(self.err())?;
+        Ok(b.map(|b| blob_to_vec(&b)))
+    }
+
     /// Calls `f(face id, identity id, embedding)` for every face, in id order.
     pub fn for_each_embedding(&self, mut f: impl FnMut(i64, i64, Vec<f32>)) -> Result<(), GalleryError> {
         let mut stmt = self.conn.prepare("SELECT id, identity_id, embedding FROM faces ORDER BY id").map_err(self.err())?;
@@ -464,7 +470,7 @@ impl ExactVectors for EmbeddingReader {
         let blob: Option<Vec<u8>> = stmt.query_row(params![key as i64], |r| r.get(0)).optional().map_err(|e| e.to_string())?;
         let Some(blob) = blob else { return Ok(false) };
         if blob.len() != out.len() * 4 {
-            return Err(format!("stored embedding has {} bytes, expected {}", blob.len(), out.len() * 4));
+            return Err(format!("damaged stored embedding: {} bytes, expected {} (see `faceprint gallery check`)", blob.len(), out.len() * 4));
         }
         for (o, c) in out.iter_mut().zip(blob.chunks_exact(4)) {
             *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);

@@ -235,6 +235,9 @@ pub struct IdentifyOptions {
     /// `mean` (identity template, default) or `max` (best face of each identity).
     #[schema(value_type = Option<String>)]
     pub scoring: Option<Scoring>,
+    /// Search every enrolled face (brute force) instead of the approximate index, which above
+    /// 5,000 faces can miss a true top-k entry [false].
+    pub exact: Option<bool>,
 }
 
 /// JSON body of `/v1/identify`.
@@ -255,6 +258,8 @@ pub struct IdentifyJson {
     pub ambiguity_margin: Option<f32>,
     /// `max` or `mean`.
     pub scoring: Option<String>,
+    /// Exact (brute-force) search instead of the approximate index [false].
+    pub exact: Option<bool>,
 }
 
 /// JSON body of enrollment.
@@ -301,6 +306,8 @@ pub struct IdentifyForm {
     pub ambiguity_margin: Option<f32>,
     /// `max` or `mean`.
     pub scoring: Option<String>,
+    /// Exact (brute-force) search instead of the approximate index [false].
+    pub exact: Option<bool>,
 }
 
 /// A candidate identity.
@@ -404,6 +411,9 @@ pub(crate) async fn identify(State(st): State<Arc<AppState>>, req: Request) -> R
     }
     if let Some(s) = o.scoring {
         params.scoring = s;
+    }
+    if o.exact == Some(true) {
+        params.search = crate::index::SearchMode::Exact;
     }
     let mut out = analyze(&st, vec![image], true).await?;
     let img = out.pop().ok_or_else(|| ApiError::internal("no analysis result"))?;

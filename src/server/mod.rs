@@ -487,6 +487,8 @@ fn make_ready(cfg: &ServerConfig, analyzer: Arc<FaceAnalyzer>, metrics: &Arc<Met
         let threads = analyzer.config().workers.max(1);
         Batcher::start(analyzer.clone(), threads, Duration::from_micros(cfg.batch_wait_us), cfg.max_batch, metrics.clone())
     });
+    let storage = gallery.meta().map(|m| m.index_storage.to_string()).unwrap_or_default();
+    tracing::info!(gallery = %dir.display(), faces = gallery.len(), index_storage = %storage, index = gallery.index_origin(), "gallery opened");
     Ok(Ready { detector_id: detector_id(&analyzer), analyzer, batcher, calibration, gallery: Arc::new(gallery) })
 }
 

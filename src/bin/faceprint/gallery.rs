@@ -288,8 +288,28 @@ fn gallery_dir(g: &Global, a: &GalleryArgs) -> PathBuf {
     a.gallery.clone().unwrap_or_else(|| Gallery::default_dir(&faceprint::models::data_dir(g.data_dir.as_deref())))
 }
 
-fn open(g: &Global, a: &GalleryArgs) -> anyhow::Result<Gallery> {
-    Ok(Gallery::open(&gallery_dir(g, a), GalleryOptions::default())?)
+fn open(g: &Global, a: &GalleryArgs) -> anyhow::Result<Opened> {
+    Ok(Opened(Gallery::open(&gallery_dir(g, a), GalleryOptions::default())?))
+}
+
+/// A gallery opened by a command. When the command ends its search index is saved (as the
+/// library's drop does), and a failure to save is reported: otherwise every later command would
+/// rebuild the index from the store in silence, which takes long for a large gallery.
+pub(crate) struct Opened(Gallery);
+
+impl std::ops::Deref for Opened {
+    type Target = Gallery;
+    fn deref(&self) -> &Gallery {
+        &self.0
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.save_index() {
+            eprintln!("warning: the search index could not be saved ({e}); the next command will rebuild it from the store");
+        }
+    }
 }
 
 fn out_line(v: serde_json::Value) {
@@ -408,7 +428,7 @@ pub(crate) fn gallery_cmd(g: &Global, cmd: GalleryCmd) -> anyhow::Result<ExitCod
             let gal = open(g, &gallery)?;
             let r = gal.check()?;
             if g.json {
-                out_line(json!({"ok": r.ok(), "report": r}));
+                out_line(json!({"ok": r.ok(), "index_storage": gal.meta()?.index_storage.to_string(), "report": r}));
             } else {
                 println!(
                     "gallery {}: {} identities, {} faces, generation {}; {} index {}",
