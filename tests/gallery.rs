@@ -770,3 +770,50 @@ fn a_damaged_stored_embedding_is_reported_not_fatal() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `set_index_storage` changes the storage of an existing gallery, including one made before
+/// the setting existed (no settings table): recorded, the index rebuilt and saved (the next open
+/// loads it), and the answers unchanged.
+#[test]
+fn index_storage_can_be_changed_later() {
+    use faceprint::index::VectorStorage;
+    let dir = tmpdir("set-storage");
+    let dim = 32;
+    let mut rng = Rng(8);
+    let vs: Vec<Vec<f32>> = (0..40).map(|_| rng.unit(dim)).collect();
+    {
+        let g = create(&dir, dim);
+        for (i, v) in vs.iter().enumerate() {
+            g.add_identity(&format!("p{}", i % 10), serde_json::Value::Null).ok();
+            g.enroll(&format!("p{}", i % 10).as_str().into(), face(v.clone())).unwrap();
+        }
+    }
+    // As a gallery made before the setting: no settings table at all.
+    let conn = rusqlite::Connection::open(dir.join(faceprint::gallery::STORE_FILE)).unwrap();
+    conn.execute_batch("DROP TABLE settings").unwrap();
+    drop(conn);
+    let q = rng.unit(dim);
+    let answer = |g: &Gallery| {
+        [Scoring::Max, Scoring::Mean].map(|scoring| g.identify(&emb(q.clone()), &IdentifyParams { scoring, top_k: 5, ..params(0.0) }).unwrap().matches)
+    };
+    let mut g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+    assert_eq!(g.meta().unwrap().index_storage, VectorStorage::F32);
+    let before = answer(&g);
+    for storage in [VectorStorage::I8, VectorStorage::F16, VectorStorage::I8] {
+        g.set_index_storage(storage).unwrap();
+        assert_eq!(g.meta().unwrap().index_storage, storage);
+        let now = answer(&g);
+        for (a, b) in now.iter().zip(&before) {
+            assert_eq!(a.iter().map(|m| &m.name).collect::<Vec<_>>(), b.iter().map(|m| &m.name).collect::<Vec<_>>(), "{storage}");
+        }
+        drop(g);
+        g = Gallery::open(&dir, GalleryOptions::default()).unwrap();
+        assert_eq!(g.meta().unwrap().index_storage, storage);
+        assert_eq!(g.index_origin(), "loaded", "{storage}");
+        assert!(g.check().unwrap().ok());
+    }
+    // i8 rescores from the store: the same similarities as f32, exactly.
+    assert_eq!(answer(&g), before);
+    drop(g);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -369,7 +369,8 @@ fn serve_refuses_a_missing_gallery_like_the_other_commands() {
     let _ = std::fs::remove_dir_all(&t);
 }
 
-/// `gallery init --index-storage i8`: the choice is recorded and reported by `gallery check`;
+/// `gallery init --index-storage i8`: the choice is recorded and reported by `gallery check`,
+/// and `gallery set-index-storage` changes it;
 /// enrollment and identification work (similarities rescored from the store, so the same photo
 /// scores ≈ 1). `index` on a folder with nothing to enroll is bad input (exit 3) with the reason,
 /// not a summary of zero files; `cluster --gallery` on an empty gallery is bad input too.
@@ -396,6 +397,13 @@ fn an_i8_gallery_identifies_and_an_empty_folder_is_bad_input() {
     let o = faceprint(&["gallery", "check", "--gallery", s(&gal)]);
     assert!(o.status.success(), "{}", err(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("i8 index"), "{}", String::from_utf8_lossy(&o.stdout));
+    // The storage can be changed later; check --json reports it.
+    let o = faceprint(&["gallery", "set-index-storage", "f16", "--json", "--gallery", s(&gal)]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!((json_lines(&o)[0]["before"].as_str(), json_lines(&o)[0]["index_storage"].as_str()), (Some("i8"), Some("f16")));
+    let o = faceprint(&["gallery", "check", "--json", "--gallery", s(&gal)]);
+    assert_eq!(json_lines(&o)[0]["index_storage"], "f16", "{}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(json_lines(&o)[0]["report"]["index_origin"], "loaded");
     let empty = t.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let o = faceprint(&["index", s(&empty), "--gallery", s(&gal)]);

@@ -838,6 +838,35 @@ impl Gallery {
         self.store.lock().unwrap_or_else(|e| e.into_inner()).meta()
     }
 
+    /// Changes the search index's vector storage: records it in the store (for every later
+    /// open) and rebuilds the index with it from the stored embeddings, then saves it. Takes
+    /// about as long as enrolling every face again into the index (at 1,000,000 faces, tens of
+    /// CPU-minutes: BENCHMARKS.md); nothing is re-embedded and no identity changes.
+    ///
+    /// # Errors
+    /// [`GalleryError::Store`]; [`GalleryError::Index`] when the rebuilt index cannot be saved
+    /// (the storage is recorded and in use all the same).
+    pub fn set_index_storage(&mut self, storage: VectorStorage) -> Result<(), GalleryError> {
+        let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner());
+        let path = store.path().to_path_buf();
+        let (_, generation) = store.write(|tx| {
+            tx.execute_batch("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)").map_err(store::tx_err(&path))?;
+            tx.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('index_storage', ?1)", [storage.to_string()]).map_err(store::tx_err(&path))?;
+            Ok(())
+        })?;
+        self.meta.index_storage = storage;
+        self.params.storage = storage;
+        self.source = match storage {
+            VectorStorage::I8 => Some(Arc::new(store::EmbeddingReader::open(&path)?) as Arc<dyn ExactVectors>),
+            VectorStorage::F32 | VectorStorage::F16 => None,
+        };
+        let names = store.names()?.into_iter().collect();
+        let (index, face_identity, t) = Self::build_index(store, &self.meta, &self.params, &self.source)?;
+        *self.live.get_mut().unwrap_or_else(|e| e.into_inner()) = Live { generation, index, face_identity, names, templates: Some(t), dirty: true };
+        self.index_origin = format!("rebuilt: storage changed to {storage}");
+        self.save_index()
+    }
+
     /// How the index was obtained when the gallery was opened: `loaded`, or `rebuilt: <why>`.
     pub fn index_origin(&self) -> &str {
         &self.index_origin

@@ -44,8 +44,8 @@ pub(crate) enum GalleryCmd {
         store_crops: bool,
         /// How the search index holds the vectors in memory: f32 (4 bytes per component), f16
         /// (2) or i8 (1; candidates are rescored from the store, so similarities stay exact).
-        /// Fixed for the gallery's life. For a million faces: about 2.4 GB, 1.5 GB and 1.0 GB
-        /// (BENCHMARKS.md)
+        /// Recorded in the gallery; `gallery set-index-storage` changes it later. README,
+        /// "Index memory", gives the measured memory and speed of each
         #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "i8"])]
         index_storage: String,
         #[command(flatten)]
@@ -91,6 +91,15 @@ pub(crate) enum GalleryCmd {
         /// Remove only this face id
         #[arg(long, allow_negative_numbers = true, conflicts_with = "identity")]
         face: Option<i64>,
+        #[command(flatten)]
+        gallery: GalleryArgs,
+    },
+    /// Change how the search index holds the vectors (f32, f16 or i8; see `gallery init
+    /// --index-storage`): recorded in the gallery, and the index rebuilt from the stored
+    /// embeddings (nothing is re-embedded)
+    SetIndexStorage {
+        #[arg(value_parser = ["f32", "f16", "i8"])]
+        storage: String,
         #[command(flatten)]
         gallery: GalleryArgs,
     },
@@ -421,6 +430,22 @@ pub(crate) fn gallery_cmd(g: &Global, cmd: GalleryCmd) -> anyhow::Result<ExitCod
                     }
                 }
                 (None, None) => anyhow::bail!(Error::InvalidParameter { name: "identity", message: "give an identity or --face".into() }),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        GalleryCmd::SetIndexStorage { storage, gallery } => {
+            let storage: faceprint::index::VectorStorage = storage.parse().map_err(anyhow::Error::msg)?;
+            let mut gal = Gallery::open(&gallery_dir(g, &gallery), GalleryOptions::default())?;
+            let before = gal.meta()?.index_storage;
+            let t = std::time::Instant::now();
+            let saved = gal.set_index_storage(storage);
+            if g.json {
+                out_line(json!({"gallery": gal.dir(), "index_storage": storage.to_string(), "before": before.to_string(), "faces": gal.len(), "seconds": t.elapsed().as_secs_f64()}));
+            } else {
+                println!("gallery {}: index storage {before} → {storage}, {} faces re-indexed in {:.1} s", gal.dir().display(), gal.len(), t.elapsed().as_secs_f64());
+            }
+            if let Err(e) = saved {
+                eprintln!("warning: the search index could not be saved ({e}); the next command will rebuild it from the store");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -755,11 +780,26 @@ fn labelled_files(dir: &Path, labels: Option<&Path>) -> anyhow::Result<(Vec<(Pat
         None => {
             let (files, walk) = expand_images(&[dir.to_path_buf()]);
             problems.extend(walk.into_iter().map(|(_, m)| m));
+            let mut unlabelled = Vec::new();
             for f in files {
                 let label = f.parent().filter(|p| *p != dir).and_then(|p| p.file_name()).and_then(|n| n.to_str()).map(str::to_string);
                 match label {
                     Some(l) => out.push((f, l)),
-                    None => problems.push(format!("{}: not in a sub-folder, so it has no label (one sub-folder per person, or --labels)", f.display())),
+                    None => unlabelled.push(f),
+                }
+            }
+            // One line for all of them (a flat folder of photos would otherwise give one each).
+            match unlabelled.len() {
+                0 => {}
+                1 => problems.push(format!("{}: not in a sub-folder, so it has no label (one sub-folder per person, or --labels)", unlabelled[0].display())),
+                n => {
+                    let names: Vec<String> = unlabelled.iter().take(3).map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+                    problems.push(format!(
+                        "{}: {n} photos are not in a sub-folder, so they have no label ({}{}): put each person's photos in a sub-folder named after them, or give --labels",
+                        dir.display(),
+                        names.join(", "),
+                        if n > 3 { ", …" } else { "" }
+                    ));
                 }
             }
         }
@@ -792,7 +832,11 @@ pub(crate) fn index_cmd(g: &Global, a: IndexArgs) -> anyhow::Result<ExitCode> {
         if files.is_empty() && bad_rows.is_empty() {
             // Nothing to enroll (an empty folder, photos without a sub-folder): say why, without
             // a summary of zero files.
-            let why = if failures.is_empty() { format!("{}: no labelled photos found", a.dir.display()) } else { failures.join("\n  ") };
+            let why = match (&a.labels, failures.is_empty()) {
+                (Some(csv), true) => format!("labels file {}: lists no photos", csv.display()),
+                (None, true) => format!("{}: no labelled photos found", a.dir.display()),
+                (_, false) => failures.join("\n  "),
+            };
             return bad_input(g, why);
         }
         let mut warnings: Vec<String> = Vec::new();
