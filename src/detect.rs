@@ -187,7 +187,7 @@ fn incompatible(path: &Path, detail: String) -> Error {
 impl ScrfdDetector {
     /// Loads an SCRFD-style detector. The file is verified first ([`crate::models::verify_file`]:
     /// the default pack's file must match its pinned SHA-256). ONNX Runtime must have been
-    /// initialised with [`runtime::init`].
+    /// initialised with [`crate::runtime::init`].
     ///
     /// # Errors
     /// [`Error::Model`]: missing or altered file, ONNX Runtime failure, or outputs that are not

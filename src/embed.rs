@@ -101,7 +101,7 @@ fn incompatible(path: &Path, detail: String) -> Error {
 impl ArcFaceRecognizer {
     /// Loads a recogniser. The file is verified first (the default pack's file must match its
     /// pinned SHA-256); its [`ModelId`] is derived from its SHA-256. ONNX Runtime must have been
-    /// initialised with [`runtime::init`].
+    /// initialised with [`crate::runtime::init`].
     ///
     /// # Errors
     /// [`Error::Model`]: missing or altered file, ONNX Runtime failure, or an input that is not

@@ -45,7 +45,7 @@ pub struct Edge {
 /// faces on the idle 2-core machine, pairwise precision and recall 1.0000 (BENCHMARKS.md
 /// "Clustering", `cargo bench --bench cluster -- --exact 100000`), inside the 2-minute target;
 /// 150,000 would take about 2.25× that. Above it, the library HNSW index
-/// ([`ApproximateGraph::default`]).
+/// ([`crate::cluster::ClusterParams::graph_index`]).
 pub const EXACT_BELOW: usize = 150_000;
 
 /// HNSW links per node (M) for a graph built by the index: the index default, 16. At 20,000

@@ -10,7 +10,7 @@
 //!   `tests/gallery_crash.rs` kills a writer with SIGKILL at random moments to check it.
 //! - **Readers alongside one writer** (WAL), across processes: the CLI can enroll while the
 //!   HTTP server identifies. A busy timeout of 10 s waits for another writer.
-//! - **Self-checks**: `PRAGMA integrity_check` ([`Store::integrity_check`], `faceprint gallery check`).
+//! - **Self-checks**: `PRAGMA integrity_check` (`Store::integrity_check`, `faceprint gallery check`).
 //!
 //! redb or LMDB would also be crash-safe, but would add a second storage engine to the project
 //! and give no query language for the relational part (identities ↔ faces, unique names).

@@ -77,21 +77,21 @@ pub struct ServerConfig {
     /// decoded RGB image of at most 120 MB]. Checked from the header before decoding (pixel bombs).
     pub max_pixels: u64,
     /// Time limit of a `/v1` request, milliseconds, including the wait for an inference slot
-    /// [30,000]. Past it the answer is 503 `timeout` with Retry-After.
+    /// (default 30,000). Past it the answer is 503 `timeout` with Retry-After.
     pub request_timeout_ms: u64,
-    /// Requests running inference at once [8]. More wait in the queue.
+    /// Requests running inference at once (default 8). More wait in the queue.
     pub max_concurrent_inferences: usize,
-    /// Requests that may wait for an inference slot [64]. Past it the answer is 503 `overloaded`
+    /// Requests that may wait for an inference slot (default 64). Past it the answer is 503 `overloaded`
     /// with Retry-After at once: the queue never grows without bound.
     pub max_queue: usize,
-    /// Seconds sent in Retry-After with 503 answers [1].
+    /// Seconds sent in Retry-After with 503 answers (default 1).
     pub retry_after_s: u64,
-    /// Embed the faces of concurrent requests together [true].
+    /// Embed the faces of concurrent requests together (default true).
     pub batching: bool,
-    /// Longest a face waits for others before its batch runs, microseconds [2,000]: a batch runs
+    /// Longest a face waits for others before its batch runs, microseconds (default 2,000): a batch runs
     /// when `max_batch` faces are waiting or this long after its first face arrived.
     pub batch_wait_us: u64,
-    /// Faces per shared batch, and the recogniser's largest batch [8]. The recogniser runs and
+    /// Faces per shared batch, and the recogniser's largest batch (default 8). The recogniser runs and
     /// warms up at start every padded batch size up to it (`embed::padded_batch`), so it sets the
     /// memory the service holds: 172 MiB RSS when ready at 8, 416 MiB at 32 (2 sessions,
     /// BENCHMARKS.md "HTTP service").
@@ -102,16 +102,16 @@ pub struct ServerConfig {
     /// API keys. With none, the service runs without authentication, which is only allowed on a
     /// loopback address unless `allow_unauthenticated` is set.
     pub api_keys: Vec<ApiKeyEntry>,
-    /// Allow running without API keys on a non-loopback address [false].
+    /// Allow running without API keys on a non-loopback address (default false).
     pub allow_unauthenticated: bool,
-    /// Operating point of decisions when the request names none: FAR [1e-3].
+    /// Operating point of decisions when the request names none: FAR (default 1e-3).
     pub default_far: f64,
-    /// Gallery directory [<data>/gallery]; `None` = the default.
+    /// Gallery directory (default `<data>/gallery`); `None` = the default.
     pub gallery: Option<PathBuf>,
-    /// Create an empty gallery when `gallery` holds none [false]. Without it a missing gallery is
+    /// Create an empty gallery when `gallery` holds none (default false). Without it a missing gallery is
     /// refused, as the CLI commands refuse it (`faceprint gallery init` creates one).
     pub create_gallery: bool,
-    /// Log format: `text` or `json` [text].
+    /// Log format: `text` or `json` (default `text`).
     pub log_format: String,
 }
 

@@ -8,7 +8,7 @@
 //! bounded wait queue; past them the answer is a JSON error (413, or 503 with Retry-After), never
 //! an unbounded queue. Inference runs on blocking threads, several at once (the analyzer's session
 //! pool), without a global lock; with batching on, the faces of requests arriving within
-//! [`ServerConfig::batch_wait_us`] are embedded in one recogniser call ([`batch`]).
+//! [`ServerConfig::batch_wait_us`] are embedded in one recogniser call (module `batch`).
 //!
 //! [`start`] binds, then loads the models in the background (`/readyz` answers 503 until they
 //! are loaded) and serves until [`ServerHandle::shutdown`] or, with `handle_signals`, SIGTERM or
