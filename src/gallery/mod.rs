@@ -605,15 +605,20 @@ fn check_name(name: &str) -> Result<String, GalleryError> {
     Ok(n.to_string())
 }
 
-/// Why a stored embedding cannot be used, if it cannot: wrong length or non-finite values.
+/// Why a stored embedding cannot be used, if it cannot: wrong length, non-finite values, or not
+/// unit length (enrollment accepts only L2-normalized embeddings, within [`NORM_TOLERANCE`]).
 fn damaged_embedding(v: &[f32], dim: usize) -> Option<String> {
     if v.len() != dim {
-        Some(format!("{} values, the gallery's dimension is {dim}", v.len()))
-    } else if v.iter().any(|x| !x.is_finite()) {
-        Some("non-finite values".into())
-    } else {
-        None
+        return Some(format!("{} values, the gallery's dimension is {dim}", v.len()));
     }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Some("non-finite values".into());
+    }
+    let norm = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    if (norm - 1.0).abs() > NORM_TOLERANCE as f64 {
+        return Some(format!("L2 norm {norm:.4}, not 1"));
+    }
+    None
 }
 
 fn normalized(v: &[f32]) -> Vec<f32> {
@@ -841,12 +846,17 @@ impl Gallery {
     /// Changes the search index's vector storage: records it in the store (for every later
     /// open) and rebuilds the index with it from the stored embeddings, then saves it. Takes
     /// about as long as enrolling every face again into the index (at 1,000,000 faces, tens of
-    /// CPU-minutes: BENCHMARKS.md); nothing is re-embedded and no identity changes.
+    /// CPU-minutes: BENCHMARKS.md); nothing is re-embedded and no identity changes. A no-op when
+    /// the gallery already has `storage`. Other processes with the gallery open (a running
+    /// service) keep their storage until they reopen it.
     ///
     /// # Errors
     /// [`GalleryError::Store`]; [`GalleryError::Index`] when the rebuilt index cannot be saved
     /// (the storage is recorded and in use all the same).
     pub fn set_index_storage(&mut self, storage: VectorStorage) -> Result<(), GalleryError> {
+        if self.meta.index_storage == storage && self.params.storage == storage {
+            return Ok(()); // already so: nothing to record or rebuild
+        }
         let store = self.store.get_mut().unwrap_or_else(|e| e.into_inner());
         let path = store.path().to_path_buf();
         let (_, generation) = store.write(|tx| {
@@ -1479,26 +1489,38 @@ impl Gallery {
         self.sync()?;
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let mut store_problems = store.integrity_check()?;
+        let mut damaged = std::collections::HashSet::new();
         store.for_each_embedding(|f, _, v| {
             if let Some(why) = damaged_embedding(&v, self.meta.dim) {
+                damaged.insert(f);
                 store_problems.push(format!("face {f}: damaged stored embedding ({why}); it is not searched: remove it with `faceprint gallery remove --face {f}`"));
             }
         })?;
+        if !damaged.is_empty() {
+            // An index loaded from its file may still hold such a face (changed behind
+            // faceprint's back): take it out, as a rebuild would.
+            let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+            for f in &damaged {
+                if live.index.remove(*f as u64) {
+                    live.dirty = true;
+                }
+            }
+        }
         let identities = store.identities()?.len();
         let generation = store.generation()?;
         let mut in_store = Vec::new();
         store.for_each_face_identity(|f, i| in_store.push((f, i)))?;
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         let mut index_problems = Vec::new();
-        for (f, i) in &in_store {
+        for (f, i) in in_store.iter().filter(|(f, _)| !damaged.contains(f)) {
             if !live.index.contains(*f as u64) {
                 index_problems.push(format!("face {f} is in the store but not in the index"));
             } else if live.face_identity.get(&(*f as u64)) != Some(i) {
                 index_problems.push(format!("face {f} belongs to identity {i} in the store but not in the index"));
             }
         }
-        if live.index.len() != in_store.len() {
-            index_problems.push(format!("the index holds {} faces, the store {}", live.index.len(), in_store.len()));
+        if live.index.len() + damaged.len() != in_store.len() {
+            index_problems.push(format!("the index holds {} faces, the store {} ({} damaged)", live.index.len(), in_store.len(), damaged.len()));
         }
         Ok(CheckReport { store_problems, index_problems, identities, faces: in_store.len(), generation, index_origin: self.index_origin.clone() })
     }

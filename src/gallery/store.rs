@@ -469,13 +469,16 @@ impl ExactVectors for EmbeddingReader {
         let mut stmt = conn.prepare_cached("SELECT embedding FROM faces WHERE id = ?1").map_err(|e| e.to_string())?;
         let blob: Option<Vec<u8>> = stmt.query_row(params![key as i64], |r| r.get(0)).optional().map_err(|e| e.to_string())?;
         let Some(blob) = blob else { return Ok(false) };
+        // A damaged row (changed behind faceprint's back; `gallery check` names it) is treated
+        // as absent: the candidate is dropped, as a rebuilt index would not hold it.
         if blob.len() != out.len() * 4 {
-            return Err(format!("damaged stored embedding: {} bytes, expected {} (see `faceprint gallery check`)", blob.len(), out.len() * 4));
+            return Ok(false);
         }
         for (o, c) in out.iter_mut().zip(blob.chunks_exact(4)) {
             *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
-        Ok(true)
+        let norm = out.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        Ok((norm - 1.0).abs() <= super::NORM_TOLERANCE as f64)
     }
 }
 

@@ -96,7 +96,8 @@ pub(crate) enum GalleryCmd {
     },
     /// Change how the search index holds the vectors (f32, f16 or i8; see `gallery init
     /// --index-storage`): recorded in the gallery, and the index rebuilt from the stored
-    /// embeddings (nothing is re-embedded)
+    /// embeddings (nothing is re-embedded; about as long as indexing every face again). Stop a
+    /// service using the gallery first: it keeps its storage until restarted
     SetIndexStorage {
         #[arg(value_parser = ["f32", "f16", "i8"])]
         storage: String,
@@ -437,10 +438,18 @@ pub(crate) fn gallery_cmd(g: &Global, cmd: GalleryCmd) -> anyhow::Result<ExitCod
             let storage: faceprint::index::VectorStorage = storage.parse().map_err(anyhow::Error::msg)?;
             let mut gal = Gallery::open(&gallery_dir(g, &gallery), GalleryOptions::default())?;
             let before = gal.meta()?.index_storage;
+            if before == storage {
+                if g.json {
+                    out_line(json!({"gallery": gal.dir(), "index_storage": storage.to_string(), "before": before.to_string(), "faces": gal.len(), "changed": false}));
+                } else {
+                    println!("gallery {}: the index storage is already {storage}; nothing to do", gal.dir().display());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let t = std::time::Instant::now();
             let saved = gal.set_index_storage(storage);
             if g.json {
-                out_line(json!({"gallery": gal.dir(), "index_storage": storage.to_string(), "before": before.to_string(), "faces": gal.len(), "seconds": t.elapsed().as_secs_f64()}));
+                out_line(json!({"gallery": gal.dir(), "index_storage": storage.to_string(), "before": before.to_string(), "faces": gal.len(), "changed": true, "seconds": t.elapsed().as_secs_f64()}));
             } else {
                 println!("gallery {}: index storage {before} → {storage}, {} faces re-indexed in {:.1} s", gal.dir().display(), gal.len(), t.elapsed().as_secs_f64());
             }
