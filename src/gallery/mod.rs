@@ -607,7 +607,7 @@ fn check_name(name: &str) -> Result<String, GalleryError> {
 
 /// Why a stored embedding cannot be used, if it cannot: wrong length, non-finite values, or not
 /// unit length (enrollment accepts only L2-normalized embeddings, within [`NORM_TOLERANCE`]).
-fn damaged_embedding(v: &[f32], dim: usize) -> Option<String> {
+pub(crate) fn damaged_embedding(v: &[f32], dim: usize) -> Option<String> {
     if v.len() != dim {
         return Some(format!("{} values, the gallery's dimension is {dim}", v.len()));
     }
